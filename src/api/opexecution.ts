@@ -75,6 +75,9 @@ export const StageStatus = strict({
   exitCode: z.int().optional(),
   reason: z.string().max(256).optional(),
   message: z.string().max(4096).optional(),
+  attempt: z.int().min(1).optional().describe("The attempt this stage status belongs to."),
+  pausedAt: Timestamp.optional().describe("Set while the stage is paused."),
+  pausedSeconds: z.number().min(0).optional().describe("Time spent paused; not counted against requirements.time."),
 });
 
 /** Condition types of an OpExecution. */
@@ -103,9 +106,11 @@ export const OpExecutionStatus = strict({
     pods: z.array(z.string().max(253)).max(16).optional(),
     slurmJobId: z.int().min(1).optional(),
     pids: z.array(z.int().min(1)).max(16).optional(),
+    workspace: z.string().max(4096).optional().describe("Where the execution's workspace is (local backend)."),
   }).optional(),
   stages: keyedList(StageStatus, "name", 3).optional(),
   attempts: z.int().min(0).optional(),
+  nextAttemptAt: Timestamp.optional().describe("A failed execution that will be retried waits until then."),
   startedAt: Timestamp.optional(),
   finishedAt: Timestamp.optional(),
   usage: strict({

@@ -1,0 +1,53 @@
+/**
+ * One interface over where stages run (DESIGN §4): start a stage, observe it, pause,
+ * resume, stop, and re-adopt after a controller restart. A backend keeps what it needs
+ * to re-adopt a stage outside the controller's memory (local: files next to the
+ * workspace; Kubernetes: pods; Slurm: the job), so `observe` after a restart tells the
+ * truth without the controller having seen the stage start.
+ */
+import type { StageName } from "../api/opexecution.ts";
+import type { BackendKind } from "../api/optask.ts";
+
+/** Names one attempt of one stage of one execution. */
+export type StageRef = {
+  /** "namespace/name" of the OpExecution. */
+  execution: string;
+  stage: StageName;
+  attempt: number;
+};
+
+export type StagePlan = StageRef & {
+  /** Program and arguments; no shell is added around them. */
+  argv: readonly string[];
+  env: Readonly<Record<string, string>>;
+  cwd: string;
+  /** Cores to pin to. */
+  cores: readonly number[];
+  ioBound: boolean;
+};
+
+export type StageState =
+  /** Never started (or started so briefly before a crash that nothing of it remains). */
+  | { state: "absent" }
+  | { state: "running"; pids: number[] }
+  | { state: "paused"; pids: number[] }
+  /** Ended by itself; exitCode 128+N when a signal N killed the program. */
+  | { state: "exited"; exitCode: number; cpuSeconds?: number }
+  /** Ended because odop stopped it (stop()). */
+  | { state: "stopped" }
+  /** Gone without a trace of how it ended (killed with its supervisor, machine restarted). */
+  | { state: "lost"; message: string };
+
+export interface Backend {
+  readonly kind: BackendKind;
+  /** Starts a stage; starting one that already started returns its state instead (idempotent). */
+  start(plan: StagePlan): Promise<StageState>;
+  observe(ref: StageRef): Promise<StageState>;
+  pause(ref: StageRef): Promise<void>;
+  /** Resumes a paused stage, pinned to `cores` (which may differ from before). */
+  resume(ref: StageRef, cores: readonly number[]): Promise<void>;
+  /** Stops a stage and waits until it is gone; stopping a stage that is gone is no error. */
+  stop(ref: StageRef): Promise<void>;
+  /** Called when a stage this process started ends, so its execution is looked at promptly. */
+  onChange(listener: (ref: StageRef) => void): () => void;
+}
