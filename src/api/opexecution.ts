@@ -110,6 +110,7 @@ export const OpExecutionStatus = strict({
   }).optional(),
   stages: keyedList(StageStatus, "name", 3).optional(),
   attempts: z.int().min(0).optional(),
+  retries: z.int().min(0).optional().describe("Failed attempts retried so far (policy.retries.limit caps them)."),
   nextAttemptAt: Timestamp.optional().describe("A failed execution that will be retried waits until then."),
   startedAt: Timestamp.optional(),
   finishedAt: Timestamp.optional(),

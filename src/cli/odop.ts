@@ -3,6 +3,7 @@
 import { text } from "node:stream/consumers";
 import { Command } from "commander";
 import pkg from "../../package.json" with { type: "json" };
+import { runStageSpec } from "../staging/stage-spec.ts";
 import { crdStream, writeCrds } from "./crds.ts";
 import { validatePaths } from "./validate.ts";
 
@@ -38,6 +39,14 @@ program
       return;
     }
     for (const path of await writeCrds(options.write)) process.stderr.write(`wrote ${path}\n`);
+  });
+
+program
+  .command("stage", { hidden: true })
+  .description("Run a configure or publish stage from its spec file (started by backends, not by people).")
+  .argument("<spec>", "the stage spec JSON file")
+  .action(async (spec: string) => {
+    process.exitCode = await runStageSpec(spec, { stdout: process.stdout, stderr: process.stderr });
   });
 
 await program.parseAsync();

@@ -75,7 +75,7 @@ export class EmbeddedStore implements Store {
     return out;
   }
 
-  async create<K extends KindName>(input: ObjectOf<K>): Promise<ObjectOf<K>> {
+  async create<T extends AnyObject>(input: T): Promise<T> {
     await Promise.resolve();
     const object = structuredClone(input) as AnyObject;
     const meta = object.metadata;
@@ -93,10 +93,10 @@ export class EmbeddedStore implements Store {
     delete meta.deletionTimestamp;
     const valid = this.#validate(object);
     this.#put(key, valid, "ADDED");
-    return structuredClone(valid) as ObjectOf<K>;
+    return structuredClone(valid) as T;
   }
 
-  async update<K extends KindName>(input: ObjectOf<K>): Promise<ObjectOf<K>> {
+  async update<T extends AnyObject>(input: T): Promise<T> {
     await Promise.resolve();
     const { key, current } = this.#current(input);
     const next = structuredClone(input) as AnyObject;
@@ -115,23 +115,23 @@ export class EmbeddedStore implements Store {
     const valid = this.#validate(next);
     if (meta.deletionTimestamp !== undefined && (meta.finalizers ?? []).length === 0) {
       this.#remove(key, valid);
-      return structuredClone(valid) as ObjectOf<K>;
+      return structuredClone(valid) as T;
     }
-    if (JSON.stringify(stripVersion(current)) === JSON.stringify(stripVersion(valid))) return structuredClone(current) as ObjectOf<K>;
+    if (JSON.stringify(stripVersion(current)) === JSON.stringify(stripVersion(valid))) return structuredClone(current) as T;
     this.#put(key, valid, "MODIFIED");
-    return structuredClone(valid) as ObjectOf<K>;
+    return structuredClone(valid) as T;
   }
 
-  async updateStatus<K extends KindName>(input: ObjectOf<K>): Promise<ObjectOf<K>> {
+  async updateStatus<T extends AnyObject>(input: T): Promise<T> {
     await Promise.resolve();
     const { key, current } = this.#current(input);
     const next = structuredClone(current);
     if (input.status === undefined) delete next.status;
     else (next as { status: unknown }).status = structuredClone(input.status);
     const valid = this.#validate(next);
-    if (JSON.stringify(current.status) === JSON.stringify(valid.status)) return structuredClone(current) as ObjectOf<K>;
+    if (JSON.stringify(current.status) === JSON.stringify(valid.status)) return structuredClone(current) as T;
     this.#put(key, valid, "MODIFIED");
-    return structuredClone(valid) as ObjectOf<K>;
+    return structuredClone(valid) as T;
   }
 
   async delete(kind: KindName, namespace: string | undefined, name: string): Promise<void> {

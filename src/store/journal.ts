@@ -48,7 +48,7 @@ export class Journal {
       } catch (error) {
         const last = lines.slice(i + 1).every((l) => l === "");
         if (last) return; // torn final write: the change was never acknowledged
-        throw new Error(`${journalPath}:${i + 1}: damaged journal line: ${String(error)}`);
+        throw new Error(`${journalPath}:${i + 1}: damaged journal line: ${String(error)}`, { cause: error });
       }
       apply(entry);
     });

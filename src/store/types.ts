@@ -46,9 +46,9 @@ export type EventRecord = {
 export interface Store {
   get<K extends KindName>(kind: K, namespace: string | undefined, name: string): Promise<ObjectOf<K> | undefined>;
   list<K extends KindName>(kind: K, namespace?: string): Promise<ObjectOf<K>[]>;
-  create<K extends KindName>(object: ObjectOf<K>): Promise<ObjectOf<K>>;
-  update<K extends KindName>(object: ObjectOf<K>): Promise<ObjectOf<K>>;
-  updateStatus<K extends KindName>(object: ObjectOf<K>): Promise<ObjectOf<K>>;
+  create<T extends AnyObject>(object: T): Promise<T>;
+  update<T extends AnyObject>(object: T): Promise<T>;
+  updateStatus<T extends AnyObject>(object: T): Promise<T>;
   delete(kind: KindName, namespace: string | undefined, name: string): Promise<void>;
   watch<K extends KindName>(kind: K, handler: (event: WatchEvent<ObjectOf<K>>) => void): Unsubscribe;
   /** Records an Event; repeats of the same reason and message on the same object are counted, not stored again. */

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { formatCpuset, parseCpuset } from "../../src/backends/local/cpuset.ts";
+import { formatCpuset, parseCpuset } from "../../src/api/cpuset.ts";
 import { detectPriority, LocalBackend } from "../../src/backends/local/local-backend.ts";
 import type { StagePlan, StageState } from "../../src/backends/types.ts";
 

@@ -8,15 +8,15 @@ import { storeContract } from "./contract.ts";
 
 storeContract({
   name: "embedded, in memory",
-  make: async () => ({ store: new EmbeddedStore(), namespace: "default", cleanup: async () => {} }),
+  make: () => Promise.resolve({ store: new EmbeddedStore(), namespace: "default", cleanup: () => Promise.resolve() }),
 });
 
 storeContract({
   name: "embedded, journalled",
-  make: async () => {
+  make: () => {
     const folder = mkdtempSync(join(tmpdir(), "odop-store-"));
     const store = new EmbeddedStore({ folder });
-    return { store, namespace: "default", cleanup: async () => { await store.close(); rmSync(folder, { recursive: true }); } };
+    return Promise.resolve({ store, namespace: "default", cleanup: async () => { await store.close(); rmSync(folder, { recursive: true }); } });
   },
 });
 

@@ -14,7 +14,7 @@ import { existsSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, 
 import { join } from "node:path";
 import { promisify } from "node:util";
 import type { Backend, StagePlan, StageRef, StageState } from "../types.ts";
-import { formatCpuset } from "./cpuset.ts";
+import { formatCpuset } from "../../api/cpuset.ts";
 
 const execFileAsync = promisify(execFile);
 

@@ -1,0 +1,319 @@
+/**
+ * The controller core, assembled: watches feed a de-duplicating queue, workers run the
+ * task and execution reconcilers, and a sampling loop feeds the node window, measures
+ * executions and runs a scheduler round every interval. The embedded mode (`odop run`)
+ * runs it with the embedded store, the local backend and the in-process sampler; the
+ * Kubernetes controller will run it with its store and backends.
+ */
+import type { Logger } from "pino";
+import { type OpExecution, TERMINAL_PHASES } from "../api/opexecution.ts";
+import type { BackendKind, OpTask } from "../api/optask.ts";
+import { quantityValue, toUnits } from "../api/quantity.ts";
+import type { NodeSample } from "../api/sample.ts";
+import type { Backend } from "../backends/types.ts";
+import { schedule } from "../scheduler/scheduler.ts";
+import type { ActiveExecution, PendingExecution } from "../scheduler/types.ts";
+import type { NodeWindow } from "../scheduler/window.ts";
+import type { Store, Unsubscribe } from "../store/types.ts";
+import type { Clock, TimerHandle } from "./clock.ts";
+import { DecisionBox } from "./decisions.ts";
+import { ExecutionReconciler, type ReconcileResult } from "./execution-reconciler.ts";
+import type { Notifier } from "./notifier.ts";
+import { WorkQueue } from "./queue.ts";
+import type { StagePlanner } from "./stage-plans.ts";
+import { TaskReconciler } from "./task-reconciler.ts";
+import type { FileProbe } from "./triggers/file-probe.ts";
+import { UsageTracker } from "./usage.ts";
+
+export type EngineOptions = {
+  store: Store;
+  backend: Backend;
+  planner: StagePlanner;
+  clock: Clock;
+  log: Logger;
+  notifier: Notifier;
+  files: FileProbe;
+  /** The node this engine harvests (embedded mode: this machine). */
+  window: NodeWindow;
+  /** Takes one sample of the node (the in-process sampler). */
+  sample: () => Promise<NodeSample>;
+  /** Roots of odop's own processes are added to it by the engine, through `usage`. */
+  usage?: UsageTracker;
+  sampleIntervalMs?: number;
+  workers?: number;
+  /** Folders and files to watch for trigger changes (fs.watch); polling covers the rest. */
+  watch?: (paths: string[], onChange: () => void) => Unsubscribe;
+};
+
+const TASK = "t|";
+const EXEC = "x|";
+const ACTIVE_PHASES = new Set(["Scheduled", "Configuring", "Running", "Paused", "Publishing"]);
+
+export class Engine {
+  readonly #o: EngineOptions;
+  readonly #queue: WorkQueue;
+  readonly #decisions = new DecisionBox();
+  readonly usage: UsageTracker;
+  readonly #tasks = new Map<string, OpTask>();
+  readonly #executions = new Map<string, OpExecution>();
+  readonly #taskReconciler: TaskReconciler;
+  readonly #executionReconciler: ExecutionReconciler;
+  readonly #unsubscribe: Unsubscribe[] = [];
+  #draining = false;
+  #tick: TimerHandle | undefined;
+  #workers: Promise<void>[] = [];
+  #inFlight = 0;
+  #stopped = false;
+  #lastSample: NodeSample | undefined;
+  #unwatchFiles: Unsubscribe | undefined;
+
+  constructor(options: EngineOptions) {
+    this.#o = options;
+    this.#queue = new WorkQueue({ clock: options.clock, baseDelayMs: 200, maxDelayMs: 30_000 });
+    this.usage = options.usage ?? new UsageTracker();
+    const backends = new Set<BackendKind>([options.backend.kind]);
+    this.#taskReconciler = new TaskReconciler({
+      store: options.store,
+      clock: options.clock,
+      log: options.log,
+      files: options.files,
+      draining: () => this.#draining,
+      backends,
+    });
+    this.#executionReconciler = new ExecutionReconciler({
+      store: options.store,
+      backend: options.backend,
+      planner: options.planner,
+      clock: options.clock,
+      log: options.log,
+      decisions: this.#decisions,
+      notifier: options.notifier,
+      usage: this.usage,
+    });
+  }
+
+  start(): void {
+    const { store, backend } = this.#o;
+    this.#unsubscribe.push(
+      store.watch("OpTask", (e) => {
+        const key = keyOf(e.object);
+        if (e.type === "DELETED") this.#tasks.delete(key);
+        else this.#tasks.set(key, e.object);
+        this.#queue.add(TASK + key);
+        this.#rewatchFiles();
+      }),
+      store.watch("OpExecution", (e) => {
+        const key = keyOf(e.object);
+        if (e.type === "DELETED") this.#executions.delete(key);
+        else this.#executions.set(key, e.object);
+        this.#queue.add(EXEC + key);
+        const ns = e.object.metadata.namespace ?? "default";
+        this.#queue.add(`${TASK}${ns}/${e.object.spec.taskRef.name}`);
+        for (const t of this.#tasks.values()) {
+          if (t.metadata.namespace === ns && t.spec.trigger.after?.tasks.includes(e.object.spec.taskRef.name)) this.#queue.add(TASK + keyOf(t));
+        }
+      }),
+      backend.onChange((ref) => this.#queue.add(EXEC + ref.execution)),
+    );
+    const workers = this.#o.workers ?? 4;
+    for (let i = 0; i < workers; i += 1) this.#workers.push(this.#work());
+    this.#scheduleTick(0);
+  }
+
+  /** The main application has ended: flush partial batches, create no periodic runs. */
+  drain(): void {
+    if (this.#draining) return;
+    this.#draining = true;
+    for (const key of this.#tasks.keys()) this.#queue.add(TASK + key);
+  }
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /** Nothing left to do: draining, every execution ended, nothing queued or running. */
+  get drained(): boolean {
+    if (!this.#draining || this.#inFlight > 0 || !this.#queue.idle) return false;
+    for (const e of this.#executions.values()) if (!TERMINAL_PHASES.has(e.status?.phase ?? "Pending")) return false;
+    return true;
+  }
+
+  executions(): OpExecution[] {
+    return [...this.#executions.values()];
+  }
+
+  tasks(): OpTask[] {
+    return [...this.#tasks.values()];
+  }
+
+  get lastSample(): NodeSample | undefined {
+    return this.#lastSample;
+  }
+
+  /** Stops the loops. With `interrupt`, running stages are stopped and their executions go back to Pending (reason Interrupted). */
+  async stop(options: { interrupt: boolean }): Promise<void> {
+    this.#stopped = true;
+    this.#tick?.cancel();
+    this.#unwatchFiles?.();
+    for (const u of this.#unsubscribe.splice(0)) u();
+    this.#queue.shutDown();
+    await Promise.all(this.#workers);
+    if (options.interrupt) await this.#interruptAll();
+    await this.#o.notifier.flush();
+  }
+
+  // ------------------------------------------------------------------ workers
+
+  async #work(): Promise<void> {
+    for (;;) {
+      const key = await this.#queue.get();
+      if (key === undefined) return;
+      this.#inFlight += 1;
+      try {
+        const result = await this.#reconcile(key);
+        this.#queue.forget(key);
+        if (result.requeueAfterMs !== undefined) this.#queue.addAfter(key, result.requeueAfterMs);
+      } catch (error) {
+        const delay = this.#queue.addRateLimited(key);
+        this.#o.log.warn({ key, err: error, retryInMs: delay }, "reconcile failed; retrying");
+      } finally {
+        this.#inFlight -= 1;
+        this.#queue.done(key);
+      }
+    }
+  }
+
+  #reconcile(key: string): Promise<ReconcileResult> {
+    const [namespace = "default", name = ""] = key.slice(2).split("/");
+    return key.startsWith(TASK) ? this.#taskReconciler.reconcile(namespace, name) : this.#executionReconciler.reconcile(namespace, name);
+  }
+
+  // ------------------------------------------------------- sampling and scheduling
+
+  #scheduleTick(delay: number): void {
+    if (this.#stopped) return;
+    this.#tick = this.#o.clock.after(delay, () => void this.#onTick());
+  }
+
+  async #onTick(): Promise<void> {
+    try {
+      const sample = await this.#o.sample();
+      this.#lastSample = sample;
+      this.#o.window.add(sample);
+      this.usage.sample();
+      this.#round();
+    } catch (error) {
+      this.#o.log.warn({ err: error }, "sampling round failed");
+    } finally {
+      this.#scheduleTick(this.#o.sampleIntervalMs ?? 1000);
+    }
+  }
+
+  /** One scheduler round over what the caches hold now. */
+  #round(): void {
+    const now = this.#o.clock.now();
+    const view = this.#o.window.view(now);
+    const active: ActiveExecution[] = [];
+    const pending: PendingExecution[] = [];
+    const concurrency = new Map<string, number>();
+    for (const t of this.#tasks.values()) concurrency.set(keyOf(t), t.spec.policy.concurrency);
+    for (const [key, e] of this.#executions) {
+      const task = this.#tasks.get(`${e.metadata.namespace ?? "default"}/${e.spec.taskRef.name}`);
+      if (task === undefined) continue;
+      const phase = e.status?.phase ?? "Pending";
+      const taskKey = keyOf(task);
+      if (ACTIVE_PHASES.has(phase) && e.status?.node !== undefined) {
+        active.push({
+          key,
+          task: taskKey,
+          node: e.status.node,
+          cores: e.status.cores ?? [],
+          priority: e.spec.options?.priority ?? task.spec.policy.priority,
+          onContention: task.spec.policy.onContention,
+          pausedByScheduler: phase === "Paused" && e.status.reason === "CoresReclaimed",
+          pausedByUser: phase === "Paused" && e.status.reason !== "CoresReclaimed",
+          memoryBytes: memoryOf(task),
+        });
+      } else if (phase === "Pending" && e.spec.action === "Run" && !this.#decisions.has(key)) {
+        const notBefore = Date.parse(e.status?.nextAttemptAt ?? "");
+        if (Number.isFinite(notBefore) && notBefore > now) continue;
+        pending.push({
+          key,
+          task: taskKey,
+          priority: e.spec.options?.priority ?? task.spec.policy.priority,
+          createdAt: Date.parse(e.metadata.creationTimestamp ?? "") || now,
+          cores: coresOf(task),
+          memoryBytes: memoryOf(task),
+        });
+      }
+    }
+    for (const d of this.#decisions.heldStarts()) {
+      const e = this.#executions.get(d.key);
+      const task = e === undefined ? undefined : this.#tasks.get(`${e.metadata.namespace ?? "default"}/${e.spec.taskRef.name}`);
+      if (task === undefined) continue;
+      active.push({ key: d.key, task: keyOf(task), node: d.node, cores: d.cores, priority: task.spec.policy.priority, onContention: task.spec.policy.onContention, pausedByScheduler: false, pausedByUser: false, memoryBytes: memoryOf(task) });
+    }
+    for (const decision of schedule({ nodes: [view], active, pending, concurrency })) {
+      this.#decisions.put(decision);
+      this.#queue.add(EXEC + decision.key);
+      this.#o.log.info({ decision }, "scheduler decision");
+    }
+  }
+
+  // ------------------------------------------------------------------ helpers
+
+  #rewatchFiles(): void {
+    const watch = this.#o.watch;
+    if (watch === undefined || this.#stopped) return;
+    const paths = [...this.#tasks.values()].flatMap((t) => [t.spec.trigger.fileIn?.path, t.spec.trigger.fileUpdated?.path]).filter((p): p is string => p !== undefined);
+    this.#unwatchFiles?.();
+    this.#unwatchFiles = watch(paths, () => {
+      for (const t of this.#tasks.values()) if (t.spec.trigger.fileIn !== undefined || t.spec.trigger.fileUpdated !== undefined) this.#queue.add(TASK + keyOf(t));
+    });
+  }
+
+  async #interruptAll(): Promise<void> {
+    const { store, backend, clock } = this.#o;
+    for (const e of await store.list("OpExecution")) {
+      const phase = e.status?.phase;
+      if (phase === undefined || !ACTIVE_PHASES.has(phase)) continue;
+      const attempt = e.status?.attempts ?? 1;
+      for (const stage of ["configure", "run", "publish"] as const) {
+        await backend.stop({ execution: keyOf(e), stage, attempt });
+      }
+      const now = new Date(clock.now()).toISOString().replace(/\.\d{3}Z$/, "Z");
+      const status = structuredClone(e.status ?? {});
+      delete status.node;
+      delete status.cores;
+      delete status.cpuset;
+      status.stages = [];
+      status.phase = "Pending";
+      status.reason = "Interrupted";
+      status.message = "odop run was stopped; the execution starts again on the next run";
+      // An interrupted attempt is given back: it neither counts as an attempt nor as a failure.
+      status.attempts = Math.max(0, attempt - 1);
+      await store.updateStatus({ ...e, status });
+      await store.recordEvent({ kind: "OpExecution", namespace: e.metadata.namespace, name: e.metadata.name ?? "" }, "Normal", "Interrupted", `stopped at ${now} with odop run`);
+    }
+  }
+}
+
+function keyOf(o: { metadata: { namespace?: string | undefined; name?: string | undefined } }): string {
+  return `${o.metadata.namespace ?? "default"}/${o.metadata.name ?? ""}`;
+}
+
+/** Whole cores to ask for: requirements.cpu, else what the task was seen to use, else one. */
+export function coresOf(task: OpTask): { min: number; max: number } {
+  const cpu = task.spec.requirements?.cpu;
+  const min = Math.max(1, cpu?.min === undefined ? 1 : Number(toUnits(quantityValue(cpu.min))));
+  const learned = task.status?.profile === undefined ? undefined : Math.ceil(task.status.profile.peakCores);
+  const max = cpu?.max !== undefined ? Number(toUnits(quantityValue(cpu.max))) : (learned ?? min);
+  return { min, max: Math.max(min, max) };
+}
+
+/** Memory to reserve: requirements.memory.min, else the learned peak, else nothing. */
+export function memoryOf(task: OpTask): number {
+  const min = task.spec.requirements?.memory?.min;
+  if (min !== undefined) return Number(toUnits(quantityValue(min)));
+  return task.status?.profile?.peakMemoryBytes ?? 0;
+}

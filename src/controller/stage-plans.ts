@@ -1,0 +1,151 @@
+/**
+ * What each stage of an execution runs, as a StagePlan for a process-based backend
+ * (local now; Slurm steps reuse it): argv, environment, working directory, cores.
+ *
+ * configure and publish run `odop stage <spec.json>` (the staging code, in a pinned
+ * child process like the run stage); run executes the task's command, bash script or
+ * Python callable. Every stage sees ODOP_* variables describing the execution.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { isAbsolute, join } from "node:path";
+import type { OpExecution, StageName } from "../api/opexecution.ts";
+import type { OpTask } from "../api/optask.ts";
+import type { StagePlan } from "../backends/types.ts";
+import { formatCpuset } from "../api/cpuset.ts";
+import type { StageSpec } from "../staging/stage-spec.ts";
+
+/** Calls `module.function(*trigger_files)`; an int result is the exit code, None is 0. */
+const PYTHON_CALL = [
+  "import importlib, os, sys",
+  "files = [f for f in os.environ.get('ODOP_TRIGGER_FILES', '').split('\\n') if f]",
+  "result = getattr(importlib.import_module(sys.argv[1]), sys.argv[2])(*files)",
+  "sys.exit(result if isinstance(result, int) else 0)",
+].join("\n");
+
+export type PlannerOptions = {
+  /** Where executions' folders live: <root>/<namespace>/<name>/{workspace,state}. */
+  executionsRoot: string;
+  /** The program and arguments that start the odop CLI (for `odop stage`). */
+  odopCommand: readonly string[];
+  /** Environment every stage inherits (the user's, for modules, conda, proxies). */
+  baseEnv: Readonly<Record<string, string | undefined>>;
+  /** Embedded secrets: valueFrom.secretKeyRef {name, key} reads <secretsDir>/<name>/<key>. */
+  secretsDir: string;
+  /** Folders put in front of PYTHONPATH for module/function tasks. */
+  pythonPath: readonly string[];
+};
+
+export class StagePlanError extends Error {
+  override name = "StagePlanError";
+  readonly reason: string;
+  constructor(reason: string, message: string) {
+    super(message);
+    this.reason = reason;
+  }
+}
+
+/** The stages an execution of `task` goes through, in order. */
+export function stagesOf(task: OpTask): StageName[] {
+  const stages: StageName[] = [];
+  if ((task.spec.stages?.configure?.inputs ?? []).length > 0) stages.push("configure");
+  stages.push("run");
+  if ((task.spec.stages?.publish?.outputs ?? []).length > 0) stages.push("publish");
+  return stages;
+}
+
+export class StagePlanner {
+  readonly #options: PlannerOptions;
+
+  constructor(options: PlannerOptions) {
+    this.#options = options;
+  }
+
+  executionDir(execution: OpExecution): string {
+    return join(this.#options.executionsRoot, execution.metadata.namespace ?? "default", execution.metadata.name ?? "");
+  }
+
+  workspace(execution: OpExecution): string {
+    return join(this.executionDir(execution), "workspace");
+  }
+
+  /** Builds the plan (and writes the spec or script file it needs). Throws StagePlanError when the task cannot run here. */
+  plan(stage: StageName, task: OpTask, execution: OpExecution, attempt: number, cores: readonly number[]): StagePlan {
+    const workspace = this.workspace(execution);
+    const state = join(this.executionDir(execution), "state");
+    mkdirSync(join(workspace, "logs"), { recursive: true });
+    mkdirSync(state, { recursive: true });
+    const ref = { execution: `${execution.metadata.namespace ?? "default"}/${execution.metadata.name ?? ""}`, stage, attempt };
+    const env = this.#env(task, execution, workspace, cores);
+    const common = { ...ref, env, cores, ioBound: task.spec.requirements?.ioBound ?? false };
+    if (stage === "run") return { ...common, ...this.#run(task, execution, workspace, state) };
+    const spec: StageSpec =
+      stage === "configure"
+        ? { stage, workspace, inputs: task.spec.stages?.configure?.inputs ?? [] }
+        : { stage, workspace, outputs: task.spec.stages?.publish?.outputs ?? [] };
+    const specPath = join(state, `${stage}-${attempt}.spec.json`);
+    writeFileSync(specPath, JSON.stringify(spec, null, 2));
+    return { ...common, argv: [...this.#options.odopCommand, "stage", specPath], cwd: workspace };
+  }
+
+  #run(task: OpTask, execution: OpExecution, workspace: string, state: string): { argv: string[]; cwd: string } {
+    const run = task.spec.run;
+    const args = execution.spec.options?.args ?? run.args ?? [];
+    const dir = run.workingDir === undefined ? workspace : isAbsolute(run.workingDir) ? run.workingDir : join(workspace, run.workingDir);
+    if (run.command !== undefined) return { argv: [...run.command, ...args], cwd: dir };
+    if (run.script !== undefined) {
+      const script = join(state, "run.sh");
+      writeFileSync(script, run.script, { mode: 0o755 });
+      return { argv: ["bash", script, ...args], cwd: dir };
+    }
+    if (run.module !== undefined && run.function !== undefined) {
+      return { argv: ["python3", "-c", PYTHON_CALL, run.module, run.function, ...args], cwd: dir };
+    }
+    throw new StagePlanError("NotRunnableLocally", "the local backend runs run.command, run.script or run.module; run.image needs the kubernetes backend");
+  }
+
+  #env(task: OpTask, execution: OpExecution, workspace: string, cores: readonly number[]): Record<string, string> {
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(this.#options.baseEnv)) if (v !== undefined) env[k] = v;
+    const threads = threadCount(task, cores.length);
+    const files = execution.spec.trigger.files ?? [];
+    Object.assign(env, {
+      ODOP_TASK: task.metadata.name ?? "",
+      ODOP_NAMESPACE: execution.metadata.namespace ?? "default",
+      ODOP_EXECUTION: execution.metadata.name ?? "",
+      ODOP_EXECUTION_ID: execution.spec.executionId,
+      ODOP_TRIGGER_REASON: execution.spec.trigger.reason,
+      ODOP_TRIGGER_FILES: files.join("\n"),
+      ODOP_WORKSPACE: workspace,
+      ODOP_INPUTS: join(workspace, "inputs"),
+      ODOP_OUTPUTS: join(workspace, "outputs"),
+      ODOP_CORES: formatCpuset(cores),
+      ODOP_THREADS: String(threads),
+      OMP_NUM_THREADS: String(threads),
+    });
+    if (this.#options.pythonPath.length > 0) {
+      env["PYTHONPATH"] = [...this.#options.pythonPath, ...(env["PYTHONPATH"] === undefined ? [] : [env["PYTHONPATH"]])].join(":");
+    }
+    for (const entry of [...(task.spec.run.env ?? []), ...(execution.spec.options?.env ?? [])]) {
+      if (entry.value !== undefined) env[entry.name] = entry.value;
+      else if (entry.valueFrom !== undefined) env[entry.name] = this.#secret(entry.valueFrom.secretKeyRef);
+    }
+    return env;
+  }
+
+  #secret(ref: { name: string; key: string }): string {
+    const path = join(this.#options.secretsDir, ref.name, ref.key);
+    try {
+      return readFileSync(path, "utf8").replace(/\n$/, "");
+    } catch {
+      throw new StagePlanError("SecretMissing", `secret ${ref.name}/${ref.key} not found: the embedded mode reads it from ${path}`);
+    }
+  }
+}
+
+/** Threads to announce: the cores it got, within requirements.threads. */
+export function threadCount(task: OpTask, cores: number): number {
+  const t = task.spec.requirements?.threads;
+  const min = t?.min ?? 1;
+  const max = t?.max ?? Math.max(cores, min);
+  return Math.min(max, Math.max(min, cores));
+}

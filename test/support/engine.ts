@@ -1,0 +1,107 @@
+/**
+ * An embedded engine for integration tests: real journalled store, real local backend
+ * (processes), real sampler (/proc), real clock; only the scheduling thresholds are
+ * shortened so tests do not wait seconds for a hold window.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
+import { join } from "node:path";
+import pino from "pino";
+import { detectPriority, LocalBackend } from "../../src/backends/local/local-backend.ts";
+import { systemClock } from "../../src/controller/clock.ts";
+import { Engine } from "../../src/controller/engine.ts";
+import { HttpNotifier } from "../../src/controller/notifier.ts";
+import { StagePlanner } from "../../src/controller/stage-plans.ts";
+import { localFileProbe } from "../../src/controller/triggers/file-probe.ts";
+import { UsageTracker } from "../../src/controller/usage.ts";
+import { type MainSelector, Sampler } from "../../src/agent/sampler.ts";
+import { NodeWindow, type WindowConfig } from "../../src/scheduler/window.ts";
+import { EmbeddedStore } from "../../src/store/embedded.ts";
+
+export const ODOP_CLI = join(import.meta.dirname, "../../src/cli/odop.ts");
+
+export type TestEngine = {
+  engine: Engine;
+  store: EmbeddedStore;
+  root: string;
+  stop: (interrupt?: boolean) => Promise<void>;
+};
+
+export async function startEngine(options: {
+  root?: string;
+  main?: () => MainSelector | undefined;
+  window?: Partial<WindowConfig>;
+  notifyKey?: string;
+} = {}): Promise<TestEngine> {
+  const root = options.root ?? mkdtempSync(join(tmpdir(), "odop-engine-"));
+  const log = pino({ level: process.env["ODOP_TEST_LOG"] ?? "silent" });
+  const store = new EmbeddedStore({ folder: join(root, "store") });
+  const backend = new LocalBackend({ stateRoot: join(root, "executions"), priority: await detectPriority(), stopGraceMs: 1000 });
+  const planner = new StagePlanner({
+    executionsRoot: join(root, "executions"),
+    odopCommand: [process.execPath, ODOP_CLI],
+    baseEnv: process.env,
+    secretsDir: join(root, "secrets"),
+    pythonPath: [],
+  });
+  const usage = new UsageTracker();
+  const node = hostname();
+  // By default the "main application" is a sleeping process: the load of other tests on
+  // this machine must not hold executions back.
+  const main = options.main ?? (() => ({ pids: [idleMain()] }));
+  const sampler = new Sampler({ node, main, odopRoots: () => usage.roots() });
+  const engine = new Engine({
+    store,
+    backend,
+    planner,
+    clock: systemClock,
+    log,
+    notifier: new HttpNotifier({ key: options.notifyKey, log, onFailure: () => {} }),
+    files: localFileProbe,
+    window: new NodeWindow({ name: node, config: { holdMs: 600, idleThreshold: 0.3, busyThreshold: 0.6, ...options.window } }),
+    sample: () => sampler.sample(),
+    usage,
+    sampleIntervalMs: 250,
+  });
+  engine.start();
+  let stopped = false;
+  return {
+    engine,
+    store,
+    root,
+    stop: async (interrupt = true) => {
+      if (stopped) return;
+      stopped = true;
+      await engine.stop({ interrupt });
+      await store.close();
+    },
+  };
+}
+
+/** Polls `get` until it returns something, or fails after `timeoutMs`. */
+export async function eventually<T>(get: () => Promise<T | undefined> | T | undefined, what: string, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await get();
+      if (value !== undefined && value !== false) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ""}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+let idle: ChildProcess | undefined;
+/** A process that does nothing, standing in for a main application that leaves every core idle. */
+function idleMain(): number {
+  if (idle === undefined || idle.exitCode !== null) {
+    idle = spawn("sleep", ["3600"], { stdio: "ignore" });
+    idle.unref();
+    process.once("exit", () => idle?.kill());
+  }
+  return idle.pid ?? 0;
+}
