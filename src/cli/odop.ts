@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 /** The `odop` command. Each subcommand lives in its own module; this file only wires them. */
 import { text } from "node:stream/consumers";
-import { Command } from "commander";
+import { Command, InvalidArgumentError } from "commander";
 import pkg from "../../package.json" with { type: "json" };
 import { runStageSpec } from "../staging/stage-spec.ts";
 import { crdStream, writeCrds } from "./crds.ts";
+import { actionCommand, describeCommand, getCommand, type InspectOptions, logsCommand } from "./inspect.ts";
+import { type RunOptions, runCommand } from "./run.ts";
 import { validatePaths } from "./validate.ts";
 
 const program = new Command("odop")
@@ -42,6 +44,59 @@ program
   });
 
 program
+  .command("run")
+  .description("Harvest this machine's idle cores for the OpTasks in PATH while a main application runs (the embedded mode).")
+  .argument("<path>", "file or folder of OpTask (and OpExecution) manifests")
+  .argument("[command...]", "the main application to launch, after --")
+  .option("--main-pid <pid>", "attach to a running main application instead of launching one", parsePid)
+  .option("--run <name>", "name of the run (its state is in $ODOP_PATH/runs/<name>); default: PATH's base name")
+  .option("--interval <duration>", "sampling and scheduling interval", "1s")
+  .option("--hold <duration>", "how long a core must stay idle before odop uses it", "3s")
+  .option("--notify-key-file <file>", "HMAC key for signing notifications (or set ODOP_NOTIFY_KEY)")
+  .option("--no-table", "print one line per phase change even on a terminal")
+  .addHelpText(
+    "after",
+    "\nExamples:\n  odop run examples/local -- examples/local/simulation.sh\n  odop run tasks/ --main-pid $(pgrep -f cesm)\n\nExit code: 0 when no execution failed, 1 when one did, 2 for bad input, 130 when interrupted.",
+  )
+  .action(async (path: string, command: string[], options: RunOptions & { table: boolean }) => {
+    const { table, ...rest } = options;
+    process.exitCode = await runCommand(path, command, table ? rest : { ...rest, table: false }, process.stdout, process.stderr);
+  });
+
+const inspect = (cmd: Command) =>
+  cmd.option("--run <name>", "the run (default: the only or most recent one)").option("-n, --namespace <ns>", "namespace of the object");
+
+inspect(program.command("get"))
+  .description("List executions, tasks, or all of a run.")
+  .argument("[what]", "executions | tasks | all", "executions")
+  .action((what: string, options: InspectOptions) => getCommand(what, options, process.stdout));
+
+inspect(program.command("describe"))
+  .description("Show an execution or a task in detail, with its conditions and events.")
+  .argument("<name>")
+  .action((name: string, options: InspectOptions) => describeCommand(name, options, process.stdout));
+
+inspect(program.command("logs"))
+  .description("Print a stage's output (stdout and stderr).")
+  .argument("<execution>")
+  .option("--stage <stage>", "configure | run | publish", "run")
+  .option("--attempt <n>", "which attempt (default: the latest)", (v) => Number(v))
+  .option("-f, --follow", "keep printing what the stage writes")
+  .action((name: string, options: InspectOptions & { stage: string; attempt?: number; follow?: boolean }) => logsCommand(name, options, process.stdout));
+
+for (const [verb, what] of [
+  ["pause", "Pause an execution (SIGSTOP to its stage); it keeps its cores."],
+  ["resume", "Resume a paused execution."],
+  ["stop", "Stop an execution: its stage is stopped and it ends Cancelled."],
+  ["skip", "Skip an execution: it does not run (or stops) and ends Skipped."],
+] as const) {
+  inspect(program.command(verb))
+    .description(what)
+    .argument("<execution>")
+    .action((name: string, options: InspectOptions) => actionCommand(verb, name, options, process.stdout));
+}
+
+program
   .command("stage", { hidden: true })
   .description("Run a configure or publish stage from its spec file (started by backends, not by people).")
   .argument("<spec>", "the stage spec JSON file")
@@ -49,4 +104,15 @@ program
     process.exitCode = await runStageSpec(spec, { stdout: process.stdout, stderr: process.stderr });
   });
 
-await program.parseAsync();
+function parsePid(value: string): number {
+  const pid = Number(value);
+  if (!Number.isInteger(pid) || pid <= 0) throw new InvalidArgumentError("a process id is a positive integer");
+  return pid;
+}
+
+try {
+  await program.parseAsync();
+} catch (error) {
+  process.stderr.write(`odop: ${(error as Error).message}\n`);
+  process.exitCode = 1;
+}

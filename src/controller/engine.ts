@@ -202,6 +202,10 @@ export class Engine {
       this.#o.window.add(sample);
       this.usage.sample();
       this.#round();
+      // File triggers are looked at every interval: fs.watch is only a hint.
+      for (const t of this.#tasks.values()) {
+        if (t.spec.trigger.fileIn !== undefined || t.spec.trigger.fileUpdated !== undefined) this.#queue.add(TASK + keyOf(t));
+      }
     } catch (error) {
       this.#o.log.warn({ err: error }, "sampling round failed");
     } finally {

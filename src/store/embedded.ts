@@ -6,7 +6,7 @@
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { validateObject } from "../api/validate.ts";
-import { AlreadyExistsError, ConflictError, InvalidError, NotFoundError } from "./errors.ts";
+import { AlreadyExistsError, ConflictError, InvalidError, NotFoundError, StoreError } from "./errors.ts";
 import { Journal, type JournalEntry } from "./journal.ts";
 import {
   type AnyObject,
@@ -29,6 +29,11 @@ export type EmbeddedStoreOptions = {
   eventsPerObject?: number;
   /** Journal entries after which the journal is folded into the snapshot. */
   compactEvery?: number;
+  /**
+   * Load the folder and never write to it: for reading the state of a run while no
+   * `odop run` owns it (writes throw).
+   */
+  readOnly?: boolean;
 };
 
 type Handler = (event: WatchEvent<AnyObject>) => void;
@@ -43,6 +48,7 @@ export class EmbeddedStore implements Store {
   readonly #now: () => Date;
   readonly #eventsPerObject: number;
   readonly #compactEvery: number;
+  readonly #readOnly: boolean;
   #version = 0;
   /** Deliveries to watchers, in order, after the call that caused them has returned. */
   #deliveries: Promise<void> = Promise.resolve();
@@ -51,10 +57,14 @@ export class EmbeddedStore implements Store {
     this.#now = options.now ?? (() => new Date());
     this.#eventsPerObject = options.eventsPerObject ?? 50;
     this.#compactEvery = options.compactEvery ?? 10_000;
+    this.#readOnly = options.readOnly ?? false;
     if (options.folder !== undefined) {
-      this.#journal = new Journal(options.folder);
-      this.#journal.load((entry) => this.#replay(entry));
-      this.#compact();
+      const journal = new Journal(options.folder);
+      journal.load((entry) => this.#replay(entry));
+      if (!this.#readOnly) {
+        this.#journal = journal;
+        this.#compact();
+      }
     }
   }
 
@@ -275,6 +285,7 @@ export class EmbeddedStore implements Store {
   }
 
   #write(entry: JournalEntry): void {
+    if (this.#readOnly) throw new StoreError("this store was opened read-only: an odop run owns it");
     if (this.#journal === undefined) return;
     if (this.#journal.append(entry) >= this.#compactEvery) this.#compact();
   }

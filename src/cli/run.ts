@@ -1,0 +1,259 @@
+/**
+ * `odop run PATH [--main-pid N | -- COMMAND...]`: the embedded mode. Loads OpTasks (and
+ * OpExecutions) from PATH into the run's journalled store, launches or attaches to the
+ * main application, and harvests this machine's idle cores until the main application
+ * has ended and every execution has finished. Killed, it leaves stages running and the
+ * next `odop run` of the same run re-adopts them; stopped with Ctrl-C, it stops the
+ * running stages and keeps their executions for the next run.
+ */
+import { mkdirSync } from "node:fs";
+import { hostname } from "node:os";
+import { resolve } from "node:path";
+import pino from "pino";
+import { parseDuration } from "../api/duration.ts";
+import type { OpExecution } from "../api/opexecution.ts";
+import type { OpTask } from "../api/optask.ts";
+import { formatPath, validateObject } from "../api/validate.ts";
+import { type MainSelector, Sampler } from "../agent/sampler.ts";
+import { detectPriority, LocalBackend } from "../backends/local/local-backend.ts";
+import { systemClock } from "../controller/clock.ts";
+import { Engine } from "../controller/engine.ts";
+import { executionName } from "../controller/names.ts";
+import { HttpNotifier } from "../controller/notifier.ts";
+import { StagePlanner } from "../controller/stage-plans.ts";
+import { localFileProbe } from "../controller/triggers/file-probe.ts";
+import { UsageTracker } from "../controller/usage.ts";
+import { watchPaths } from "../controller/watch-files.ts";
+import { NodeWindow } from "../scheduler/window.ts";
+import { loadNotifyKey } from "../staging/notify.ts";
+import { EmbeddedStore } from "../store/embedded.ts";
+import { serveStore } from "../store/embedded-server.ts";
+import { AlreadyExistsError } from "../store/errors.ts";
+import type { Store } from "../store/types.ts";
+import { liveTable, plainLines } from "./live-view.ts";
+import { attach, launchOrAdopt, type MainApplication } from "./main-app.ts";
+import { parseDocuments, readSources } from "./manifests.ts";
+import { acquireLock, runNameFor, runPaths } from "./runs.ts";
+
+export type RunOptions = {
+  mainPid?: number;
+  run?: string;
+  interval: string;
+  hold: string;
+  notifyKeyFile?: string;
+  table?: boolean;
+};
+
+type Out = NodeJS.WriteStream;
+
+/** Exit codes: 0 all executions succeeded (or were skipped); 1 some failed; 2 bad input; 130 interrupted. */
+export async function runCommand(path: string, command: readonly string[], options: RunOptions, out: Out, err: Out): Promise<number> {
+  const intervalMs = parseDuration(options.interval);
+  const holdMs = parseDuration(options.hold);
+  if (intervalMs === undefined || holdMs === undefined) {
+    err.write(`--interval and --hold take durations such as 1s or 500ms\n`);
+    return 2;
+  }
+  if (options.mainPid !== undefined && command.length > 0) {
+    err.write("give either --main-pid or a command after --, not both\n");
+    return 2;
+  }
+  const manifests = await loadManifests(path, err);
+  if (manifests === undefined) return 2;
+
+  const paths = runPaths(options.run ?? runNameFor(path));
+  let release: () => void;
+  try {
+    release = acquireLock(paths);
+  } catch (error) {
+    err.write(`${(error as Error).message}\n`);
+    return 2;
+  }
+  mkdirSync(paths.executions, { recursive: true });
+  const log = pino({ level: "info", redact: ["*.token", "*.key", "key"] }, pino.destination({ dest: paths.log, mkdir: true, sync: false }));
+  const store = new EmbeddedStore({ folder: paths.store });
+  await apply(store, manifests);
+
+  let main: MainApplication | undefined;
+  try {
+    if (options.mainPid !== undefined) main = attach(options.mainPid);
+    else if (command.length > 0) main = launchOrAdopt(command, paths.main, resolve(paths.root, "main"));
+  } catch (error) {
+    err.write(`${(error as Error).message}\n`);
+    release();
+    return 2;
+  }
+  const notifyKey = await loadNotifyKey({ env: process.env, ...(options.notifyKeyFile === undefined ? {} : { file: options.notifyKeyFile }) });
+  const notifying = manifests.tasks.filter((t) => t.spec.stages?.publish?.notify !== undefined).map((t) => t.metadata.name);
+  if (notifyKey === undefined && notifying.length > 0) {
+    err.write(`warning: no notification key (ODOP_NOTIFY_KEY or --notify-key-file): notifications of ${notifying.join(", ")} go unsigned\n`);
+  }
+
+  const node = hostname();
+  const usage = new UsageTracker();
+  const backend = new LocalBackend({ stateRoot: paths.executions, priority: await detectPriority() });
+  const selector = mainSelector(main, manifests.tasks);
+  const sampler = new Sampler({ node, main: () => selector, odopRoots: () => usage.roots() });
+  const engine = new Engine({
+    store,
+    backend,
+    planner: new StagePlanner({
+      executionsRoot: paths.executions,
+      odopCommand: [process.execPath, resolve(import.meta.dirname, "odop.ts")],
+      baseEnv: process.env,
+      secretsDir: paths.secrets,
+      pythonPath: [process.cwd()],
+    }),
+    clock: systemClock,
+    log,
+    notifier: new HttpNotifier({
+      key: notifyKey,
+      log,
+      onFailure: (e, message) => void store.recordEvent({ kind: "OpExecution", namespace: e.metadata.namespace, name: e.metadata.name ?? "" }, "Warning", "NotifyFailed", message),
+    }),
+    files: localFileProbe,
+    window: new NodeWindow({ name: node, config: { holdMs } }),
+    sample: () => sampler.sample(),
+    usage,
+    sampleIntervalMs: intervalMs,
+    watch: watchPaths,
+  });
+  const mainState = { text: main === undefined ? "none (harvesting until Ctrl-C)" : `pid ${main.pid} running` };
+  const server = await serveStore(store, paths.socket, {
+    summary: () => ({ run: paths.name, node, main: mainState.text, draining: engine.draining, sample: engine.lastSample }),
+  });
+  engine.start();
+  out.write(`odop run ${paths.name}: ${manifests.tasks.length} task(s), state in ${paths.root}\n`);
+  if (main?.launched === true) out.write(`main application: pid ${main.pid}, output in ${resolve(paths.root, "main")}.out/.err\n`);
+
+  const view =
+    options.table ?? out.isTTY
+      ? liveTable({ run: paths.name, executions: () => engine.executions(), sample: () => engine.lastSample, main: () => mainState.text }, out)
+      : plainLines(store, out);
+
+  let mainExit: number | undefined;
+  void main?.ended.then(
+    (code) => {
+      mainExit = code;
+      mainState.text = `ended${code === undefined ? "" : ` (exit ${code})`}`;
+      log.info({ code }, "main application ended");
+      engine.drain();
+    },
+    (error: unknown) => {
+      mainState.text = `failed to start: ${(error as Error).message}`;
+      mainExit = 127;
+      engine.drain();
+    },
+  );
+
+  const interrupted = await new Promise<boolean>((done) => {
+    let drainedOnce = false;
+    const timer = setInterval(() => {
+      if (!engine.drained) {
+        drainedOnce = false;
+        return;
+      }
+      if (drainedOnce) finish(false);
+      drainedOnce = true;
+    }, 300);
+    const onSignal = () => finish(true);
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+    function finish(signalled: boolean) {
+      clearInterval(timer);
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+      done(signalled);
+    }
+  });
+
+  if (interrupted) err.write("\nstopping: running stages are stopped, their executions run again next time\n");
+  await engine.stop({ interrupt: interrupted });
+  view();
+  server.close();
+  const executions = await store.list("OpExecution");
+  await store.close();
+  log.flush();
+  release();
+  return interrupted ? 130 : exitCode(executions, mainExit, out);
+}
+
+type Manifests = { tasks: OpTask[]; executions: OpExecution[] };
+
+/** Reads and validates PATH; prints every problem and returns undefined when any. */
+async function loadManifests(path: string, err: Out): Promise<Manifests | undefined> {
+  const tasks: OpTask[] = [];
+  const executions: OpExecution[] = [];
+  const problems: string[] = [];
+  for (const source of await readSources([path], () => Promise.resolve(""))) {
+    if ("error" in source) {
+      problems.push(`${source.source}: ${source.error}`);
+      continue;
+    }
+    for (const doc of parseDocuments(source.source, source.text)) {
+      for (const e of doc.syntaxErrors) problems.push(`${doc.source}:${e.line}: YAML: ${e.message}`);
+      if (doc.syntaxErrors.length > 0) continue;
+      const result = validateObject(doc.value);
+      if (!result.ok) {
+        for (const p of result.problems) problems.push(`${doc.source}:${doc.lineOf(p.path) ?? ""}: doc ${doc.index}: ${formatPath(p.path)}: ${p.message}`);
+      } else if (result.object.kind === "OpTask") {
+        tasks.push(result.object);
+      } else if (result.object.kind === "OpExecution") {
+        executions.push(result.object);
+      } else {
+        problems.push(`${doc.source}: doc ${doc.index}: OpNode objects are written by odop itself; remove it from ${path}`);
+      }
+    }
+  }
+  if (tasks.length === 0 && problems.length === 0) problems.push(`${path}: holds no OpTask`);
+  for (const line of problems) err.write(`${line}\n`);
+  return problems.length === 0 ? { tasks, executions } : undefined;
+}
+
+/** kubectl apply, embedded: create what is new, update specs that changed; manual tasks get one execution. */
+async function apply(store: Store, manifests: Manifests): Promise<void> {
+  for (const task of manifests.tasks) {
+    const current = await store.get("OpTask", task.metadata.namespace, task.metadata.name ?? "");
+    if (current === undefined) await store.create(task);
+    else if (JSON.stringify(current.spec) !== JSON.stringify(task.spec)) await store.update({ ...current, spec: task.spec, metadata: { ...current.metadata, labels: task.metadata.labels ?? {} } });
+    if (task.spec.trigger.manual !== undefined && !manifests.executions.some((e) => e.spec.taskRef.name === task.metadata.name)) {
+      await createIfAbsent(store, {
+        apiVersion: "odop.io/v1alpha1",
+        kind: "OpExecution",
+        metadata: { name: executionName(task.metadata.name ?? "", "manual:odop-run"), namespace: task.metadata.namespace ?? "default" },
+        spec: { taskRef: { name: task.metadata.name ?? "" }, executionId: crypto.randomUUID(), trigger: { reason: "Manual" }, action: "Run" },
+      });
+    }
+  }
+  for (const execution of manifests.executions) await createIfAbsent(store, execution);
+}
+
+async function createIfAbsent(store: Store, execution: OpExecution): Promise<void> {
+  try {
+    await store.create(execution);
+  } catch (error) {
+    if (!(error instanceof AlreadyExistsError)) throw error;
+  }
+}
+
+/** The main application's processes: the launched/attached one, else the first task's target.process. */
+function mainSelector(main: MainApplication | undefined, tasks: readonly OpTask[]): MainSelector | undefined {
+  if (main !== undefined) return { pids: [main.pid] };
+  const target = tasks.find((t) => t.spec.target?.process !== undefined)?.spec.target?.process;
+  if (target === undefined) return undefined;
+  return {
+    ...(target.pidFile === undefined ? {} : { pidFile: target.pidFile }),
+    ...(target.command === undefined ? {} : { command: target.command }),
+    ...(target.cgroup === undefined ? {} : { cgroup: target.cgroup }),
+  };
+}
+
+function exitCode(executions: readonly OpExecution[], mainExit: number | undefined, out: Out): number {
+  const failed = executions.filter((e) => e.status?.phase === "Failed" || e.status?.phase === "DepFailed");
+  const counts = new Map<string, number>();
+  for (const e of executions) counts.set(e.status?.phase ?? "Pending", (counts.get(e.status?.phase ?? "Pending") ?? 0) + 1);
+  out.write(`done: ${[...counts].map(([p, n]) => `${n} ${p}`).join(", ") || "no executions"}${mainExit === undefined ? "" : `; main application exit ${mainExit}`}\n`);
+  for (const e of failed) out.write(`failed: ${e.metadata.name ?? ""}: ${e.status?.reason ?? ""}: ${e.status?.message ?? ""}\n`);
+  if (failed.length > 0) return 1;
+  return mainExit !== undefined && mainExit !== 0 ? mainExit : 0;
+}
