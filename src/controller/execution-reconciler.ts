@@ -305,7 +305,7 @@ class Pass {
 
   #enforceTimeLimit(task: OpTask, ref: StageRef): Promise<ReconcileResult> | ReconcileResult {
     const limit = task.spec.requirements?.time === undefined ? undefined : parseDuration(task.spec.requirements.time);
-    if (limit === undefined) return { requeueAfterMs: OBSERVE_EVERY_MS * 5 };
+    if (limit === undefined) return { requeueAfterMs: OBSERVE_EVERY_MS };
     const stage = this.#stageStatus("run");
     const started = Date.parse(stage?.startedAt ?? "");
     if (!Number.isFinite(started)) return { requeueAfterMs: OBSERVE_EVERY_MS };
