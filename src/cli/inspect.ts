@@ -132,8 +132,10 @@ export async function logsCommand(name: string, options: InspectOptions & { stag
   const attempt = options.attempt ?? e.status?.stages?.find((s) => s.name === options.stage)?.attempt ?? e.status?.attempts ?? 1;
   const files = ["out", "err"].map((kind) => join(workspace, "logs", `${options.stage}-${attempt}.${kind}`)).filter((f) => existsSync(f));
   if (files.length === 0) throw new Error(`no ${options.stage} logs for attempt ${attempt} of ${name} in ${join(workspace, "logs")}`);
-  for (const file of files) {
-    if (files.length > 1) out.write(`==> ${file} <==\n`);
+  // Like tail: a header per file only when more than one has something to show.
+  const nonEmpty = files.filter((f) => statSync(f).size > 0);
+  for (const file of nonEmpty) {
+    if (nonEmpty.length > 1) out.write(`==> ${file} <==\n`);
     out.write(readFileSync(file, "utf8"));
   }
   if (options.follow === true) await follow(files[0] ?? "", out);

@@ -29,6 +29,7 @@ export function attach(pid: number, pollMs = 250): MainApplication {
         resolve(undefined);
       }
     }, pollMs);
+    timer.unref(); // watching it must not keep odop alive after the run ended
   });
   return { pid, ended, launched: false };
 }
@@ -56,6 +57,8 @@ export function launchOrAdopt(command: readonly string[], recordPath: string, ou
       resolve(code ?? (signal === null ? 1 : 128 + (signalNumber(signal) ?? 0)));
     });
   });
+  // odop may end before the application (odop was interrupted); it must not wait for it.
+  child.unref();
   const pid = child.pid ?? 0;
   const startTicks = readProcStat(pid)?.startTicks ?? 0;
   writeFileSync(recordPath, JSON.stringify({ pid, startTicks, command } satisfies MainRecord));

@@ -294,8 +294,7 @@ export class Engine {
       status.phase = "Pending";
       status.reason = "Interrupted";
       status.message = "odop run was stopped; the execution starts again on the next run";
-      // An interrupted attempt is given back: it neither counts as an attempt nor as a failure.
-      status.attempts = Math.max(0, attempt - 1);
+      // The interrupted attempt stays counted (it ran), but it is no failure: retries are untouched.
       await store.updateStatus({ ...e, status });
       await store.recordEvent({ kind: "OpExecution", namespace: e.metadata.namespace, name: e.metadata.name ?? "" }, "Normal", "Interrupted", `stopped at ${now} with odop run`);
     }

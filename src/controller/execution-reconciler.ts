@@ -310,7 +310,7 @@ class Pass {
     const started = Date.parse(stage?.startedAt ?? "");
     if (!Number.isFinite(started)) return { requeueAfterMs: OBSERVE_EVERY_MS };
     const ran = this.#now - started - (stage?.pausedSeconds ?? 0) * 1000;
-    if (ran < limit) return { requeueAfterMs: Math.min(limit - ran, OBSERVE_EVERY_MS * 5) };
+    if (ran < limit) return { requeueAfterMs: Math.min(limit - ran, OBSERVE_EVERY_MS) };
     return (async () => {
       await this.#d.backend.stop(ref);
       return this.#failAttempt(task, "run", "TimeLimit", `run exceeded requirements.time ${task.spec.requirements?.time ?? ""}`, undefined);
