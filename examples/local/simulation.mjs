@@ -5,9 +5,10 @@
 // idle. Every third step computes on half of its threads only, leaving cores idle
 // inside the step too. It ends by printing its compute time.
 //
-//   node simulation.mjs [--steps 8] [--workers 2] [--work 3e8] [--io-ms 1500]
+//   node simulation.mjs [--steps 8] [--workers 2] [--work 3e7] [--io-ms 1500]
 //                       [--out /tmp/odop-local] [--snapshot-mb 8]
-import { mkdirSync, writeFileSync, appendFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { appendFileSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
@@ -17,7 +18,7 @@ const args = Object.fromEntries(
 );
 const steps = Number(args.steps ?? process.env.SIM_STEPS ?? 8);
 const workers = Number(args.workers ?? process.env.SIM_WORKERS ?? availableParallelism());
-const work = Number(args.work ?? process.env.SIM_WORK ?? 3e8);
+const work = Number(args.work ?? process.env.SIM_WORK ?? 3e7);
 const ioMs = Number(args["io-ms"] ?? process.env.SIM_IO_MS ?? 1500);
 const out = args.out ?? process.env.SIM_OUT ?? "/tmp/odop-local";
 const snapshotMb = Number(args["snapshot-mb"] ?? process.env.SIM_SNAPSHOT_MB ?? 8);
@@ -47,11 +48,11 @@ for (let step = 1; step <= steps; step += 1) {
   const t0 = Date.now();
   await compute(threads);
   computeMs += Date.now() - t0;
-  // Snapshot: written to a temporary name and renamed, as careful codes do.
+  // Snapshot: text that compresses like real output does (not too well), written to a
+  // temporary name and renamed, as careful codes do.
   const name = `step_${String(step).padStart(4, "0")}.dat`;
-  const data = Buffer.alloc(snapshotMb * 2 ** 20, `step ${step} `);
+  const data = randomBytes(Math.floor((snapshotMb * 2 ** 20 * 3) / 4)).toString("base64");
   writeFileSync(join(out, "snapshots", `.${name}.tmp`), data);
-  const { renameSync } = await import("node:fs");
   renameSync(join(out, "snapshots", `.${name}.tmp`), join(out, "snapshots", name));
   appendFileSync(join(out, "progress.log"), `${new Date().toISOString()} step ${step}/${steps} done\n`);
   await new Promise((r) => setTimeout(r, ioMs));

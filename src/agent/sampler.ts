@@ -30,6 +30,7 @@
  * other processes; a `command` selector adds a listing of /proc every sample and reads
  * every command line every tenth (see command-scan.ts).
  */
+import { readFileSync } from "node:fs";
 import si from "systeminformation";
 import { SAMPLE_VERSION, type CoreSample, type NodeSample } from "../api/sample.ts";
 import {
@@ -103,6 +104,8 @@ export class Sampler {
   #odopTicks = new Float64Array(0);
   readonly #commands = new CommandScanner();
   #inFlight: Promise<NodeSample> | undefined;
+  /** Boot-relative clock ticks when the previous sample was taken. */
+  #sinceTicks: number | undefined;
 
   constructor(options: SamplerOptions) {
     this.#node = options.node;
@@ -143,6 +146,7 @@ export class Sampler {
     const odopRoots = this.#odopRoots();
 
     const time = Math.floor(this.#now());
+    const uptimeTicks = readUptimeTicks();
     const cpu = readCpuTimes(this.#spare);
     this.#index(cpu);
     const sampleNumber = ++this.#sampleNumber;
@@ -153,6 +157,7 @@ export class Sampler {
         ? []
         : walkProcessTree(mainRoots, { exclude, onThread: this.#attribute(this.#mainTicks, sampleNumber) });
     for (const [tid, mark] of this.#threads) if (mark.seen !== sampleNumber) this.#threads.delete(tid);
+    this.#sinceTicks = uptimeTicks;
     // Memory through systeminformation (DESIGN: node metrics come from it); it need not
     // describe the same instant as the CPU ticks above, so it is read after them.
     const mem = await si.mem();
@@ -271,6 +276,12 @@ export class Sampler {
       const mark = threads.get(tid);
       if (mark === undefined) {
         threads.set(tid, { cpuTicks, startTicks, seen: sampleNumber });
+        // A thread that started after the previous sample spent all its CPU time in this
+        // interval: count it (short-lived worker threads would otherwise go unseen).
+        const core = indexOf[processor] ?? -1;
+        if (this.#sinceTicks !== undefined && startTicks >= this.#sinceTicks && cpuTicks > 0 && core >= 0) {
+          ticks[core] = (ticks[core] ?? 0) + cpuTicks;
+        }
         return;
       }
       if (mark.startTicks === startTicks && mark.seen === sampleNumber - 1) {
@@ -293,4 +304,14 @@ function sumRss(pids: readonly number[]): number {
   let bytes = 0;
   for (const pid of pids) bytes += processRss(pid) ?? 0;
   return bytes;
+}
+
+/** Time since boot in clock ticks (the unit of a thread's start time), from /proc/uptime. */
+function readUptimeTicks(): number | undefined {
+  try {
+    const seconds = Number(readFileSync("/proc/uptime", "utf8").split(" ")[0]);
+    return Number.isFinite(seconds) ? Math.floor(seconds * clockTicksPerSecond()) : undefined;
+  } catch {
+    return undefined;
+  }
 }

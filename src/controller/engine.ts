@@ -48,6 +48,8 @@ export type EngineOptions = {
 const TASK = "t|";
 const EXEC = "x|";
 const ACTIVE_PHASES = new Set(["Scheduled", "Configuring", "Running", "Paused", "Publishing"]);
+/** Delay that coalesces the bursts of fs.watch events a file being written produces. */
+const FILE_EVENT_DELAY_MS = 100;
 
 export class Engine {
   readonly #o: EngineOptions;
@@ -271,8 +273,9 @@ export class Engine {
     if (watch === undefined || this.#stopped) return;
     const paths = [...this.#tasks.values()].flatMap((t) => [t.spec.trigger.fileIn?.path, t.spec.trigger.fileUpdated?.path]).filter((p): p is string => p !== undefined);
     this.#unwatchFiles?.();
+    // A file being written fires many events: they are coalesced into one look per FILE_EVENT_DELAY_MS.
     this.#unwatchFiles = watch(paths, () => {
-      for (const t of this.#tasks.values()) if (t.spec.trigger.fileIn !== undefined || t.spec.trigger.fileUpdated !== undefined) this.#queue.add(TASK + keyOf(t));
+      for (const t of this.#tasks.values()) if (t.spec.trigger.fileIn !== undefined || t.spec.trigger.fileUpdated !== undefined) this.#queue.addAfter(TASK + keyOf(t), FILE_EVENT_DELAY_MS);
     });
   }
 

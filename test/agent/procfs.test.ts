@@ -140,14 +140,17 @@ describe("process trees", () => {
 describe("selectors", () => {
   it("find processes by command line, never this one", async () => {
     const marker = `odop-marker-${randomUUID()}`;
-    const a = children.spawn("sh", ["-c", `sleep 30; echo ${marker}`]);
-    const b = children.spawn("sh", ["-c", `sleep 30; echo ${marker}-two`]);
+    // Programs that never fork: a forked shell child carries the shell's command line until it execs.
+    const wait = "setTimeout(() => {}, 30000)";
+    const a = children.spawn(process.execPath, ["-e", wait, marker]);
+    const b = children.spawn(process.execPath, ["-e", wait, `${marker}-two`]);
     await until(() => findByCommand(marker).length === 2, "both shells");
     expect(findByCommand(marker).sort()).toEqual([a.pid, b.pid].sort());
     expect(findByCommand(new RegExp(`${marker}-two$`, "g"))).toEqual([b.pid]);
     expect(findByCommand(new RegExp(`${marker}-two$`, "g"))).toEqual([b.pid]); // no lastIndex left over
     expect(findByCommand(".")).not.toContain(process.pid);
-    expect(findByCommand(`^sh -c sleep 30; echo ${marker}$`)).toEqual([a.pid]); // args joined with spaces
+    const escaped = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    expect(findByCommand(`^${escaped(`${process.execPath} -e ${wait} ${marker}`)}$`)).toEqual([a.pid]); // args joined with spaces
   });
 
   it("read pid files", async () => {

@@ -77,13 +77,12 @@ function fileIn(ctx: TriggerContext, t: NonNullable<OpTask["spec"]["trigger"]["f
   const consumed = consumedFiles(ctx.executions);
   const fresh = ctx.files.list(t.path, t.pattern).filter((f) => f.mtimeMs >= ctx.createdAtMs && !consumed.has(f.path));
   if (fresh.length === 0) return { create: [], summary };
-  const open = ctx.files.openForWriting();
-  const ready: FileInfo[] = [];
-  let unsettled = false;
-  for (const f of fresh) {
-    if (open.has(f.path) || ctx.now - f.mtimeMs < FILE_QUIET_MS) unsettled = true;
-    else ready.push(f);
-  }
+  // Files still being written (modified just now) are not looked up in /proc: the scan
+  // of every process's open files is only paid for files that look finished.
+  const quiet = fresh.filter((f) => ctx.now - f.mtimeMs >= FILE_QUIET_MS);
+  const open = quiet.length > 0 ? ctx.files.openForWriting() : new Set<string>();
+  const ready = quiet.filter((f) => !open.has(f.path));
+  const unsettled = ready.length < fresh.length;
   ready.sort((a, b) => a.mtimeMs - b.mtimeMs || a.path.localeCompare(b.path));
   const create: Creation[] = [];
   let i = 0;
