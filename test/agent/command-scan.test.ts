@@ -11,7 +11,8 @@ afterEach(() => children.killAll());
 function lateExec(children: Children, marker: string): { pid: number } {
   const [head, tail] = [marker.slice(0, 8), marker.slice(8)];
   // The marker is split in the first command line, whole only in the exec'd one.
-  return children.spawn("sh", ["-c", `sleep 0.3; m=${head}; exec sh -c "sleep 30; : \${m}${tail}"`]);
+  // It execs a program that never forks (a forked shell child would carry the marker too).
+  return children.spawn("sh", ["-c", `sleep 0.3; m=${head}; exec "${process.execPath}" -e "setTimeout(() => {}, 30000)" "\${m}${tail}"`]);
 }
 
 describe("CommandScanner", () => {
