@@ -51,7 +51,10 @@ program
   .option("--main-pid <pid>", "attach to a running main application instead of launching one", parsePid)
   .option("--run <name>", "name of the run (its state is in $ODOP_PATH/runs/<name>); default: PATH's base name")
   .option("--interval <duration>", "sampling and scheduling interval", "1s")
-  .option("--hold <duration>", "how long a core must stay idle before odop uses it", "3s")
+  .option("--hold <duration>", "how long a core must stay idle before odop uses it", "1s")
+  .option("--idle-threshold <share>", "the main application's smoothed use of a core below which the core counts as idle", "0.5")
+  .option("--busy-threshold <share>", "the main application's use of a core above which odop gives it back", "0.8")
+  .option("--reclaim <raw|smoothed>", "give a core back on sustained use (smoothed) or on one busy sample (raw)", "smoothed")
   .option("--notify-key-file <file>", "HMAC key for signing notifications (or set ODOP_NOTIFY_KEY)")
   .option("--no-table", "print one line per phase change even on a terminal")
   .addHelpText(

@@ -40,6 +40,9 @@ export type RunOptions = {
   run?: string;
   interval: string;
   hold: string;
+  idleThreshold: string;
+  busyThreshold: string;
+  reclaim: string;
   notifyKeyFile?: string;
   table?: boolean;
 };
@@ -54,6 +57,17 @@ export async function runCommand(path: string, command: readonly string[], optio
     err.write(`--interval and --hold take durations such as 1s or 500ms\n`);
     return 2;
   }
+  const idleThreshold = Number(options.idleThreshold);
+  const busyThreshold = Number(options.busyThreshold);
+  if (!(idleThreshold >= 0 && idleThreshold <= busyThreshold && busyThreshold <= 1)) {
+    err.write(`--idle-threshold and --busy-threshold are shares of a core with 0 ≤ idle ≤ busy ≤ 1 (got ${options.idleThreshold}, ${options.busyThreshold})\n`);
+    return 2;
+  }
+  if (options.reclaim !== "raw" && options.reclaim !== "smoothed") {
+    err.write(`--reclaim is raw or smoothed (got ${options.reclaim})\n`);
+    return 2;
+  }
+  const reclaimOn: "raw" | "smoothed" = options.reclaim;
   if (options.mainPid !== undefined && command.length > 0) {
     err.write("give either --main-pid or a command after --, not both\n");
     return 2;
@@ -112,7 +126,7 @@ export async function runCommand(path: string, command: readonly string[], optio
       onFailure: (e, message) => void store.recordEvent({ kind: "OpExecution", namespace: e.metadata.namespace, name: e.metadata.name ?? "" }, "Warning", "NotifyFailed", message),
     }),
     files: localFileProbe,
-    window: new NodeWindow({ name: node, config: { holdMs } }),
+    window: new NodeWindow({ name: node, config: { holdMs, idleThreshold, busyThreshold, reclaimOn } }),
     sample: () => sampler.sample(),
     usage,
     sampleIntervalMs: intervalMs,

@@ -48,6 +48,8 @@ export type EngineOptions = {
 const TASK = "t|";
 const EXEC = "x|";
 const ACTIVE_PHASES = new Set(["Scheduled", "Configuring", "Running", "Paused", "Publishing"]);
+/** Delay that coalesces the changes that call for a scheduler round between samples. */
+const ROUND_DELAY_MS = 50;
 /** Delay that coalesces the bursts of fs.watch events a file being written produces. */
 const FILE_EVENT_DELAY_MS = 100;
 
@@ -68,6 +70,7 @@ export class Engine {
   #stopped = false;
   #lastSample: NodeSample | undefined;
   #unwatchFiles: Unsubscribe | undefined;
+  #roundSoon: TimerHandle | undefined;
 
   constructor(options: EngineOptions) {
     this.#o = options;
@@ -109,6 +112,9 @@ export class Engine {
         if (e.type === "DELETED") this.#executions.delete(key);
         else this.#executions.set(key, e.object);
         this.#queue.add(EXEC + key);
+        // New work, or cores just freed: decide now rather than at the next sample.
+        const phase = e.object.status?.phase;
+        if (e.type === "DELETED" || phase === undefined || phase === "Pending" || TERMINAL_PHASES.has(phase)) this.#requestRound();
         const ns = e.object.metadata.namespace ?? "default";
         this.#queue.add(`${TASK}${ns}/${e.object.spec.taskRef.name}`);
         for (const t of this.#tasks.values()) {
@@ -156,6 +162,7 @@ export class Engine {
   async stop(options: { interrupt: boolean }): Promise<void> {
     this.#stopped = true;
     this.#tick?.cancel();
+    this.#roundSoon?.cancel();
     this.#unwatchFiles?.();
     for (const u of this.#unsubscribe.splice(0)) u();
     this.#queue.shutDown();
@@ -213,6 +220,20 @@ export class Engine {
     } finally {
       this.#scheduleTick(this.#o.sampleIntervalMs ?? 1000);
     }
+  }
+
+  /** A scheduler round soon (coalescing bursts of changes), on the newest samples. */
+  #requestRound(): void {
+    if (this.#roundSoon !== undefined || this.#stopped) return;
+    this.#roundSoon = this.#o.clock.after(ROUND_DELAY_MS, () => {
+      this.#roundSoon = undefined;
+      if (this.#stopped || this.#lastSample === undefined) return;
+      try {
+        this.#round();
+      } catch (error) {
+        this.#o.log.warn({ err: error }, "scheduler round failed");
+      }
+    });
   }
 
   /** One scheduler round over what the caches hold now. */

@@ -23,8 +23,15 @@ import type { CoreView, NodeView } from "./types.ts";
 export type WindowConfig = {
   /** Smoothed main use below this (0..1) starts and keeps the hold window. */
   idleThreshold: number;
-  /** A raw sample of main use above this (0..1) takes the core back at once. */
+  /** Main use above this (0..1) takes the core back (see reclaimOn). */
   busyThreshold: number;
+  /**
+   * What is compared with busyThreshold. "raw": each sample, so a single burst of the
+   * main application takes the core back at once (protects it from any interference).
+   * "smoothed": the moving average, so only sustained use does; short bursts are left
+   * to the kernel, which gives SCHED_IDLE stages no CPU while the application wants it.
+   */
+  reclaimOn: "raw" | "smoothed";
   /** How long the smoothed use must stay below idleThreshold before a core is released. */
   holdMs: number;
   /**
@@ -48,6 +55,7 @@ export type WindowConfig = {
 export const DEFAULT_WINDOW_CONFIG: Readonly<WindowConfig> = Object.freeze({
   idleThreshold: 0.15,
   busyThreshold: 0.5,
+  reclaimOn: "raw",
   holdMs: 3000,
   halfLifeMs: 1000,
   staleAfterMs: 10_000,
@@ -172,7 +180,7 @@ export class NodeWindow {
       const s = known ? (smoothed[p] ?? raw) + alpha * (raw - (smoothed[p] ?? raw)) : raw;
       smoothed[p] = s;
       const was = known ? (state[p] ?? BUSY) : BUSY;
-      if (raw > cfg.busyThreshold) {
+      if ((cfg.reclaimOn === "raw" ? raw : s) > cfg.busyThreshold) {
         state[p] = BUSY;
       } else if (was === HARVESTABLE) {
         state[p] = HARVESTABLE;
@@ -305,4 +313,5 @@ function checkConfig(c: Readonly<WindowConfig>): void {
     bad("holdMs, halfLifeMs, staleAfterMs and memoryMarginBytes must be ≥ 0");
   }
   if (!Number.isInteger(c.ringSize) || c.ringSize < 1) bad("ringSize must be an integer ≥ 1");
+  if (c.reclaimOn !== "raw" && c.reclaimOn !== "smoothed") bad('reclaimOn must be "raw" or "smoothed"');
 }

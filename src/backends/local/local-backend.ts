@@ -18,8 +18,17 @@ import { formatCpuset } from "../../api/cpuset.ts";
 
 const execFileAsync = promisify(execFile);
 
-/** Writes the pid, runs the stage, records exit code and CPU times. $1.. is the stage's argv. */
+/**
+ * Writes the pid, runs the stage, records exit code and CPU times. $1.. is the stage's argv.
+ *
+ * First it lowers its session's autogroup to nice 19. Kernels with autogroup scheduling
+ * (sched_autogroup_enabled, common on HPC and desktop distributions) share CPU fairly
+ * between sessions before looking at priorities inside them; each stage is a new session
+ * (so that its process group outlives odop), and without this it would take half of a
+ * core from the main application despite SCHED_IDLE (measured with bench/harvest).
+ */
 const WRAPPER = [
+  "{ echo 19 > /proc/self/autogroup; } 2>/dev/null",
   'printf "%s\\n" "$$" > "$ODOP_STATE.pid.tmp" && mv -f "$ODOP_STATE.pid.tmp" "$ODOP_STATE.pid"',
   '"$@"',
   "code=$?",
