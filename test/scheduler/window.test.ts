@@ -49,6 +49,19 @@ describe("NodeWindow hysteresis (idle 0.15, busy 0.5, hold 3 s)", () => {
     expect(trace(mains, { halfLifeMs })).toBe(want);
   });
 
+  it.each([
+    // odop run's defaults: idle 0.5, busy 0.8, hold 1 s, half-life 1 s, reclaim on the average
+    ["a burst of the application does not take the core back", [0, 0, 0, 1, 0, 0, 1, 0], ".HHHHHHH"],
+    ["bursty use averaging below idle is harvested", [0.6, 0, 0.6, 0, 0.6, 0, 0.6, 0], "..HHHHHH"],
+    ["sustained use takes the core back once the average passes busy", [0, 0, 0, 1, 1, 1, 1, 1], ".HHHH..."],
+  ])("reclaim on sustained use: %s", (_name, mains, want) => {
+    expect(trace(mains, { idleThreshold: 0.5, busyThreshold: 0.8, holdMs: 1000, halfLifeMs: 1000, reclaimOn: "smoothed" })).toBe(want);
+  });
+
+  it("refuses an unknown reclaimOn", () => {
+    expect(() => window({ reclaimOn: "sometimes" as "raw" })).toThrow(/reclaimOn/);
+  });
+
   it("reports the smoothed main use", () => {
     const w = window({ halfLifeMs: 1000 });
     w.add(sample(0, [1]));
