@@ -3,6 +3,7 @@
  * Inputs are checked first (locations, destinations), then copied in order; the first
  * input that fails stops the stage, and its error names it (index and from).
  */
+import { stageEach } from "./each.ts";
 import { mkdir } from "node:fs/promises";
 import { dirname, posix } from "node:path";
 import type { z } from "zod";
@@ -37,19 +38,7 @@ type InputPlan = {
  */
 export async function stageIn(workspace: string, inputs: readonly StageInput[], options: StageOptions = {}): Promise<StageItemResult[]> {
   const plans = inputs.map((input, index) => planInput(input, index));
-  // Refuse a bad destination before anything is copied, not after half the inputs.
-  for (const plan of plans) {
-    await resolveInWorkspace(workspace, plan.to).catch((error: unknown) => {
-      throw toStagingError(error, plan.label).within(plan.label);
-    });
-  }
-  const results: StageItemResult[] = [];
-  for (const plan of plans) {
-    const result = await stageInput(workspace, plan, options);
-    options.report?.(result);
-    results.push(result);
-  }
-  return results;
+  return stageEach(workspace, plans, (plan) => plan.to, (plan) => stageInput(workspace, plan, options), options);
 }
 
 function planInput(input: StageInput, index: number): InputPlan {

@@ -3,6 +3,7 @@
  * Outputs are checked first, then copied in order; the first that fails stops the
  * stage, and its error names it (index and from).
  */
+import { stageEach } from "./each.ts";
 import { stat } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { z } from "zod";
@@ -37,18 +38,7 @@ type OutputPlan = {
  */
 export async function stageOut(workspace: string, outputs: readonly StageOutput[], options: StageOptions = {}): Promise<StageItemResult[]> {
   const plans = outputs.map((output, index) => planOutput(output, index));
-  for (const plan of plans) {
-    await resolveInWorkspace(workspace, plan.from).catch((error: unknown) => {
-      throw toStagingError(error, plan.label).within(plan.label);
-    });
-  }
-  const results: StageItemResult[] = [];
-  for (const plan of plans) {
-    const result = await stageOutput(workspace, plan, options);
-    options.report?.(result);
-    results.push(result);
-  }
-  return results;
+  return stageEach(workspace, plans, (plan) => plan.from, (plan) => stageOutput(workspace, plan, options), options);
 }
 
 function planOutput(output: StageOutput, index: number): OutputPlan {
