@@ -438,11 +438,12 @@ class Pass {
     return Number.isFinite(created) && this.#now - created > deadline;
   }
 
+  /** Where the stage runs, whatever state it is in (a short stage may have ended already). */
   #recordPids(state: StageState): void {
-    if (state.state === "running" || state.state === "paused") {
-      this.#status.backend = { kind: this.#d.backend.kind, pids: state.pids.slice(0, 16), workspace: this.#d.planner.workspace(this.#execution) };
-      this.#d.usage.track(this.#key, state.pids);
-    }
+    const live = state.state === "running" || state.state === "paused";
+    const pids = live ? state.pids.slice(0, 16) : this.#status.backend?.pids;
+    this.#status.backend = { kind: this.#d.backend.kind, ...(pids === undefined ? {} : { pids }), workspace: this.#d.planner.workspace(this.#execution) };
+    if (live) this.#d.usage.track(this.#key, state.pids);
   }
 
   #recordUsage(stage: StageName, state: Extract<StageState, { state: "exited" }>): void {
