@@ -86,7 +86,8 @@ export async function runCommand(path: string, command: readonly string[], optio
   mkdirSync(paths.executions, { recursive: true });
   const log = pino({ level: "info", redact: ["*.token", "*.key", "key"] }, pino.destination({ dest: paths.log, mkdir: true, sync: false }));
   const store = new EmbeddedStore({ folder: paths.store });
-  await apply(store, manifests);
+  const suspended = await apply(store, manifests);
+  if (suspended.length > 0) err.write(`no longer in ${path}, suspended: ${suspended.join(", ")}\n`);
 
   let main: MainApplication | undefined;
   try {
@@ -224,8 +225,11 @@ async function loadManifests(path: string, err: Out): Promise<Manifests | undefi
   return problems.length === 0 ? { tasks, executions } : undefined;
 }
 
-/** kubectl apply, embedded: create what is new, update specs that changed; manual tasks get one execution. */
-async function apply(store: Store, manifests: Manifests): Promise<void> {
+/**
+ * kubectl apply, embedded: create what is new, update specs that changed; manual tasks
+ * get one execution. Returns the tasks suspended because PATH no longer has them.
+ */
+async function apply(store: Store, manifests: Manifests): Promise<string[]> {
   for (const task of manifests.tasks) {
     const current = await store.get("OpTask", task.metadata.namespace, task.metadata.name ?? "");
     if (current === undefined) await store.create(task);
@@ -240,6 +244,16 @@ async function apply(store: Store, manifests: Manifests): Promise<void> {
     }
   }
   for (const execution of manifests.executions) await createIfAbsent(store, execution);
+  // A task of an earlier run whose manifest is gone from PATH: suspend it (no new
+  // executions; what runs goes on) rather than keep triggering it or delete its history.
+  const wanted = new Set(manifests.tasks.map((t) => `${t.metadata.namespace ?? "default"}/${t.metadata.name ?? ""}`));
+  const gone: string[] = [];
+  for (const task of await store.list("OpTask")) {
+    if (wanted.has(`${task.metadata.namespace ?? "default"}/${task.metadata.name ?? ""}`) || task.spec.suspend) continue;
+    await store.update({ ...task, spec: { ...task.spec, suspend: true } });
+    gone.push(task.metadata.name ?? "");
+  }
+  return gone;
 }
 
 async function createIfAbsent(store: Store, execution: OpExecution): Promise<void> {

@@ -3,7 +3,7 @@
  * application, then `odop get`/`describe`/`logs` and actions from "another terminal".
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -153,6 +153,20 @@ spec:
     await eventually(() => (/Phase:\s+Cancelled \(StoppedByUser\)/.test(odopSync(["describe", "--run", "steer", name], env).stdout) ? true : undefined), "Cancelled");
     live.child.kill("SIGINT");
     expect((await live.result).code).toBe(130);
+  }, 60_000);
+
+  it("suspends a task whose manifest is gone from PATH on the next run", async () => {
+    const { dir, env } = sandbox();
+    const manifest = (name: string) => `apiVersion: odop.io/v1alpha1\nkind: OpTask\nmetadata: {name: ${name}}\nspec:\n  trigger: {manual: {}}\n  run: {command: ["true"]}\n`;
+    const tasks = writeTask(dir, "keep", manifest("keep"));
+    writeFileSync(join(tasks, "drop.yaml"), manifest("drop"));
+    const args = ["run", tasks, "--run", "prune", ...FAST, "--", "sleep", "1"];
+    expect((await odopAsync(args, env).result).code).toBe(0);
+    rmSync(join(tasks, "drop.yaml"));
+    const second = await odopAsync(args, env).result;
+    expect(second.code).toBe(0);
+    expect(second.stderr).toBe(`no longer in ${tasks}, suspended: drop\n`);
+    expect(odopSync(["get", "tasks", "--run", "prune"], env).stdout).toMatch(/^drop\s.*False \(Suspended\)$/m);
   }, 60_000);
 
   it("exits 1 when an execution failed, and 2 with the problems when a manifest is invalid", async () => {
