@@ -25,7 +25,7 @@ import { localFileProbe } from "../controller/triggers/file-probe.ts";
 import { UsageTracker } from "../controller/usage.ts";
 import { watchPaths } from "../controller/watch-files.ts";
 import { NodeWindow } from "../scheduler/window.ts";
-import { loadNotifyKey } from "../staging/notify.ts";
+import { loadNotifyKey, NOTIFY_KEY_ENV } from "../staging/notify.ts";
 import { EmbeddedStore } from "../store/embedded.ts";
 import { serveStore } from "../store/embedded-server.ts";
 import { AlreadyExistsError } from "../store/errors.ts";
@@ -115,7 +115,7 @@ export async function runCommand(path: string, command: readonly string[], optio
     planner: new StagePlanner({
       executionsRoot: paths.executions,
       odopCommand: [process.execPath, resolve(import.meta.dirname, "odop.ts")],
-      baseEnv: process.env,
+      baseEnv: withoutSecrets(process.env),
       secretsDir: paths.secrets,
       pythonPath: [process.cwd()],
     }),
@@ -284,4 +284,10 @@ function exitCode(executions: readonly OpExecution[], mainExit: number | undefin
   for (const e of failed) out.write(`failed: ${e.metadata.name ?? ""}: ${e.status?.reason ?? ""}: ${e.status?.message ?? ""}\n`);
   if (failed.length > 0) return 1;
   return mainExit !== undefined && mainExit !== 0 ? mainExit : 0;
+}
+
+/** The environment stages inherit, less odop's own secrets (the notification key). */
+function withoutSecrets(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { [NOTIFY_KEY_ENV]: _key, ...rest } = env;
+  return rest;
 }

@@ -155,6 +155,15 @@ spec:
     expect((await live.result).code).toBe(130);
   }, 60_000);
 
+  it("keeps the notification key out of the stages' environment", async () => {
+    const { dir, env } = sandbox();
+    const seen = join(dir, "seen");
+    const tasks = writeTask(dir, "env", `apiVersion: odop.io/v1alpha1\nkind: OpTask\nmetadata: {name: env}\nspec:\n  trigger: {manual: {}}\n  run: {command: ["bash", "-c", "echo \\"key=\${ODOP_NOTIFY_KEY:-unset} home=\${ODOP_PATH:+set}\\" > ${seen}"]}\n`);
+    const r = await odopAsync(["run", tasks, "--run", "env", ...FAST, "--", "sleep", "1"], { ...env, ODOP_NOTIFY_KEY: "s3cret" }).result;
+    expect(r.code).toBe(0);
+    expect(readFileSync(seen, "utf8")).toBe("key=unset home=set\n");
+  }, 60_000);
+
   it("suspends a task whose manifest is gone from PATH on the next run", async () => {
     const { dir, env } = sandbox();
     const manifest = (name: string) => `apiVersion: odop.io/v1alpha1\nkind: OpTask\nmetadata: {name: ${name}}\nspec:\n  trigger: {manual: {}}\n  run: {command: ["true"]}\n`;
