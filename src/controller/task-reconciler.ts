@@ -9,6 +9,7 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { TERMINAL_PHASES, type OpExecution } from "../api/opexecution.ts";
 import { type BackendKind, OPTASK_CONDITIONS, type OpTask, type OpTaskStatus } from "../api/optask.ts";
+import { formatPath, validateObject } from "../api/validate.ts";
 import { AlreadyExistsError } from "../store/errors.ts";
 import type { Store } from "../store/types.ts";
 import type { Clock } from "./clock.ts";
@@ -109,6 +110,10 @@ export class TaskReconciler {
 
   /** Why this task cannot run on this controller, or undefined. */
   #cannotRun(task: OpTask): string | undefined {
+    // What the API server's CRD schema cannot check (a cron expression's values, say)
+    // arrives here: it becomes Ready=False/InvalidSpec, never a crash loop.
+    const checked = validateObject(task);
+    if (!checked.ok) return checked.problems.slice(0, 3).map((p) => `${formatPath(p.path)}: ${p.message}`).join("; ");
     const wanted = task.spec.backend ?? (task.spec.target?.slurmJob !== undefined ? "slurm" : undefined);
     if (wanted !== undefined && !this.#d.backends.has(wanted)) {
       return `backend ${wanted} is not available here (this controller runs: ${[...this.#d.backends].join(", ")})`;
