@@ -43,6 +43,8 @@ export type EngineOptions = {
   workers?: number;
   /** Folders and files to watch for trigger changes (fs.watch); polling covers the rest. */
   watch?: (paths: string[], onChange: () => void) => Unsubscribe;
+  /** Told about every reconcile (metrics). */
+  onReconcile?: (kind: "OpTask" | "OpExecution", seconds: number, ok: boolean) => void;
 };
 
 const TASK = "t|";
@@ -146,6 +148,18 @@ export class Engine {
     return true;
   }
 
+  /** Keys waiting in the work queue (metrics). */
+  get queueDepth(): number {
+    return this.#queue.length;
+  }
+
+  /** Executions known, by phase (metrics). */
+  phaseCounts(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const e of this.#executions.values()) counts.set(e.status?.phase ?? "Pending", (counts.get(e.status?.phase ?? "Pending") ?? 0) + 1);
+    return counts;
+  }
+
   executions(): OpExecution[] {
     return [...this.#executions.values()];
   }
@@ -178,13 +192,17 @@ export class Engine {
       const key = await this.#queue.get();
       if (key === undefined) return;
       this.#inFlight += 1;
+      const started = performance.now();
+      const kind = key.startsWith(TASK) ? "OpTask" : "OpExecution";
       try {
         const result = await this.#reconcile(key);
         this.#queue.forget(key);
         if (result.requeueAfterMs !== undefined) this.#queue.addAfter(key, result.requeueAfterMs);
+        this.#o.onReconcile?.(kind, (performance.now() - started) / 1000, true);
       } catch (error) {
         const delay = this.#queue.addRateLimited(key);
         this.#o.log.warn({ key, err: error, retryInMs: delay }, "reconcile failed; retrying");
+        this.#o.onReconcile?.(kind, (performance.now() - started) / 1000, false);
       } finally {
         this.#inFlight -= 1;
         this.#queue.done(key);
