@@ -54,5 +54,6 @@ export default defineConfig(
     { group: ["../*", "!../api"], message: "the scheduler is pure: it imports src/api only" },
   ]),
   layer(["src/controller/**", "src/agent/**", "src/staging/**"], [cli, kubeClient]),
+  layer(["src/deploy/**"], [{ group: ["../*", "!../api"], message: "src/deploy generates manifests from src/api only" }]),
   layer(["src/store/**", "src/backends/**"], [cli]),
 );
