@@ -54,6 +54,11 @@ export default defineConfig(
     { group: ["../*", "!../api"], message: "the scheduler is pure: it imports src/api only" },
   ]),
   layer(["src/controller/**", "src/agent/**", "src/staging/**"], [cli, kubeClient]),
-  layer(["src/deploy/**"], [{ group: ["../*", "!../api"], message: "src/deploy generates manifests from src/api only" }]),
+  layer(["src/deploy/**"], [
+    {
+      group: ["../cli/*", "../controller/*", "../store/*", "../backends/*", "../scheduler/*", "../agent/*", "../staging/*"],
+      message: "src/deploy generates manifests from src/api only",
+    },
+  ]),
   layer(["src/store/**", "src/backends/**"], [cli]),
 );
