@@ -5,8 +5,8 @@
  * workspace; Kubernetes: pods; Slurm: the job), so `observe` after a restart tells the
  * truth without the controller having seen the stage start.
  */
-import type { StageName } from "../api/opexecution.ts";
-import type { BackendKind } from "../api/optask.ts";
+import type { OpExecution, StageName } from "../api/opexecution.ts";
+import type { BackendKind, OpTask } from "../api/optask.ts";
 
 /** Names one attempt of one stage of one execution. */
 export type StageRef = {
@@ -17,7 +17,12 @@ export type StageRef = {
 };
 
 export type StagePlan = StageRef & {
-  /** Program and arguments; no shell is added around them. */
+  /** The execution and its task: backends that build their own units (pods, Slurm jobs) start from these. */
+  task: OpTask;
+  opExecution: OpExecution;
+  /** The node the scheduler chose. */
+  node: string;
+  /** Program and arguments, for process backends; no shell is added around them. */
   argv: readonly string[];
   env: Readonly<Record<string, string>>;
   cwd: string;

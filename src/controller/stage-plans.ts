@@ -76,7 +76,7 @@ export class StagePlanner {
     mkdirSync(state, { recursive: true });
     const ref = { execution: `${execution.metadata.namespace ?? "default"}/${execution.metadata.name ?? ""}`, stage, attempt };
     const env = this.#env(task, execution, workspace, cores);
-    const common = { ...ref, env, cores, ioBound: task.spec.requirements?.ioBound ?? false };
+    const common = { ...ref, task, opExecution: execution, node: execution.status?.node ?? "", env, cores, ioBound: task.spec.requirements?.ioBound ?? false };
     if (stage === "run") return { ...common, ...this.#run(task, execution, workspace, state) };
     const spec: StageSpec =
       stage === "configure"

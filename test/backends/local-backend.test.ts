@@ -18,6 +18,9 @@ async function setup() {
   const backend = new LocalBackend({ stateRoot: join(root, "state"), priority: await detectPriority(), stopGraceMs: 1000 });
   const cwd = join(root, "workspace");
   const plan = (argv: string[], extra: Partial<StagePlan> = {}): StagePlan => ({
+    task: {} as StagePlan["task"], // the local backend runs argv; it does not read the task
+    opExecution: {} as StagePlan["opExecution"],
+    node: "local",
     execution: "default/x",
     stage: "run",
     attempt: 1,
