@@ -22,6 +22,7 @@ import { executionName } from "../controller/names.ts";
 import { HttpNotifier } from "../controller/notifier.ts";
 import { StagePlanner } from "../controller/stage-plans.ts";
 import { localFileProbe } from "../controller/triggers/file-probe.ts";
+import { LocalNodeSource } from "../controller/node-source.ts";
 import { UsageTracker } from "../controller/usage.ts";
 import { watchPaths } from "../controller/watch-files.ts";
 import { NodeWindow } from "../scheduler/window.ts";
@@ -127,8 +128,7 @@ export async function runCommand(path: string, command: readonly string[], optio
       onFailure: (e, message) => void store.recordEvent({ kind: "OpExecution", namespace: e.metadata.namespace, name: e.metadata.name ?? "" }, "Warning", "NotifyFailed", message),
     }),
     files: localFileProbe,
-    window: new NodeWindow({ name: node, config: { holdMs, idleThreshold, busyThreshold, reclaimOn } }),
-    sample: () => sampler.sample(),
+    nodes: new LocalNodeSource(new NodeWindow({ name: node, config: { holdMs, idleThreshold, busyThreshold, reclaimOn } }), () => sampler.sample()),
     usage,
     sampleIntervalMs: intervalMs,
     watch: watchPaths,

@@ -13,7 +13,6 @@ import type { NodeSample } from "../api/sample.ts";
 import type { Backend } from "../backends/types.ts";
 import { schedule } from "../scheduler/scheduler.ts";
 import type { ActiveExecution, PendingExecution } from "../scheduler/types.ts";
-import type { NodeWindow } from "../scheduler/window.ts";
 import type { Store, Unsubscribe } from "../store/types.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
 import { DecisionBox } from "./decisions.ts";
@@ -22,6 +21,7 @@ import type { Notifier } from "./notifier.ts";
 import { WorkQueue } from "./queue.ts";
 import type { StagePlanner } from "./stage-plans.ts";
 import { TaskReconciler } from "./task-reconciler.ts";
+import type { NodeSource } from "./node-source.ts";
 import type { FileProbe } from "./triggers/file-probe.ts";
 import { UsageTracker } from "./usage.ts";
 
@@ -33,10 +33,8 @@ export type EngineOptions = {
   log: Logger;
   notifier: Notifier;
   files: FileProbe;
-  /** The node this engine harvests (embedded mode: this machine). */
-  window: NodeWindow;
-  /** Takes one sample of the node (the in-process sampler). */
-  sample: () => Promise<NodeSample>;
+  /** The nodes this engine harvests (embedded mode: this machine, sampled in-process). */
+  nodes: NodeSource;
   /** Roots of odop's own processes are added to it by the engine, through `usage`. */
   usage?: UsageTracker;
   sampleIntervalMs?: number;
@@ -70,7 +68,6 @@ export class Engine {
   #workers: Promise<void>[] = [];
   #inFlight = 0;
   #stopped = false;
-  #lastSample: NodeSample | undefined;
   #unwatchFiles: Unsubscribe | undefined;
   #roundSoon: TimerHandle | undefined;
 
@@ -169,7 +166,7 @@ export class Engine {
   }
 
   get lastSample(): NodeSample | undefined {
-    return this.#lastSample;
+    return this.#o.nodes.latest();
   }
 
   /** Stops the loops. With `interrupt`, running stages are stopped and their executions go back to Pending (reason Interrupted). */
@@ -224,9 +221,7 @@ export class Engine {
 
   async #onTick(): Promise<void> {
     try {
-      const sample = await this.#o.sample();
-      this.#lastSample = sample;
-      this.#o.window.add(sample);
+      await this.#o.nodes.refresh();
       this.usage.sample();
       this.#round();
       // File triggers are looked at every interval: fs.watch is only a hint.
@@ -245,7 +240,7 @@ export class Engine {
     if (this.#roundSoon !== undefined || this.#stopped) return;
     this.#roundSoon = this.#o.clock.after(ROUND_DELAY_MS, () => {
       this.#roundSoon = undefined;
-      if (this.#stopped || this.#lastSample === undefined) return;
+      if (this.#stopped) return;
       try {
         this.#round();
       } catch (error) {
@@ -257,7 +252,8 @@ export class Engine {
   /** One scheduler round over what the caches hold now. */
   #round(): void {
     const now = this.#o.clock.now();
-    const view = this.#o.window.view(now);
+    const nodes = this.#o.nodes.views(now);
+    if (nodes.length === 0) return; // nothing sampled yet
     const active: ActiveExecution[] = [];
     const pending: PendingExecution[] = [];
     const concurrency = new Map<string, number>();
@@ -298,7 +294,7 @@ export class Engine {
       if (task === undefined) continue;
       active.push({ key: d.key, task: keyOf(task), node: d.node, cores: d.cores, priority: task.spec.policy.priority, onContention: task.spec.policy.onContention, pausedByScheduler: false, pausedByUser: false, memoryBytes: memoryOf(task) });
     }
-    for (const decision of schedule({ nodes: [view], active, pending, concurrency })) {
+    for (const decision of schedule({ nodes, active, pending, concurrency })) {
       this.#decisions.put(decision);
       this.#queue.add(EXEC + decision.key);
       this.#o.log.info({ decision }, "scheduler decision");

@@ -14,6 +14,7 @@ import { Engine } from "../../src/controller/engine.ts";
 import { HttpNotifier } from "../../src/controller/notifier.ts";
 import { StagePlanner } from "../../src/controller/stage-plans.ts";
 import { localFileProbe } from "../../src/controller/triggers/file-probe.ts";
+import { LocalNodeSource } from "../../src/controller/node-source.ts";
 import { UsageTracker } from "../../src/controller/usage.ts";
 import { type MainSelector, Sampler } from "../../src/agent/sampler.ts";
 import { NodeWindow, type WindowConfig } from "../../src/scheduler/window.ts";
@@ -59,8 +60,7 @@ export async function startEngine(options: {
     log,
     notifier: new HttpNotifier({ key: options.notifyKey, log, onFailure: () => {} }),
     files: localFileProbe,
-    window: new NodeWindow({ name: node, config: { holdMs: 600, idleThreshold: 0.3, busyThreshold: 0.6, ...options.window } }),
-    sample: () => sampler.sample(),
+    nodes: new LocalNodeSource(new NodeWindow({ name: node, config: { holdMs: 600, idleThreshold: 0.3, busyThreshold: 0.6, ...options.window } }), () => sampler.sample()),
     usage,
     sampleIntervalMs: 250,
   });
