@@ -108,6 +108,13 @@ export const PERMISSIONS: readonly Permission[] = [
     reason: "matches a task's target.nodeSelector to nodes and notices nodes that left",
   },
   {
+    scope: "cluster",
+    apiGroups: [CORE],
+    resources: ["pods"],
+    verbs: ["list", "watch"],
+    reason: "sums what every pod requests on each node, to know what is free before node agents report (store/kubernetes-nodes.ts)",
+  },
+  {
     scope: "watched",
     apiGroups: [CORE],
     resources: ["pods"],
