@@ -188,6 +188,8 @@ class Pass {
         state = await this.#d.backend.start(plan);
         this.#event("Normal", "StageStarted", `${stage} started on cores ${this.#status.cpuset ?? ""} (attempt ${attempt})`);
       } catch (error) {
+        // An outage (API server, agent) is no failure of the attempt: retry the pass later.
+        if (isTransient(error)) throw error;
         const reason = error instanceof StagePlanError ? error.reason : "StageStartFailed";
         return this.#failAttempt(task, stage, reason, `cannot start ${stage}: ${(error as Error).message}`, undefined);
       }
@@ -204,6 +206,9 @@ class Pass {
       case "stopped":
         return this.#failAttempt(task, stage, "StageStopped", `${stage} was stopped`, undefined);
       case "lost":
+        // Make sure nothing of the lost attempt still runs before another one starts
+        // (a pod on a node that went silent may come back); a transient error retries later.
+        await this.#d.backend.stop(ref);
         return this.#failAttempt(task, stage, "StageLost", state.message, undefined);
       case "exited":
         if (state.exitCode !== 0) {
@@ -519,4 +524,9 @@ function upToDate(task: OpTask): boolean {
   const oldestProduct = Math.min(...(productTimes as number[]));
   const newestDependency = Math.max(-Infinity, ...(task.spec.dependencies ?? []).map((d) => mtime(d) ?? Infinity));
   return oldestProduct > newestDependency;
+}
+
+/** Errors that say "try again later" (backends and stores mark them transient). */
+function isTransient(error: unknown): boolean {
+  return typeof error === "object" && error !== null && (error as { transient?: unknown }).transient === true;
 }
