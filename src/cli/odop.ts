@@ -4,6 +4,8 @@ import { text } from "node:stream/consumers";
 import { Command, InvalidArgumentError } from "commander";
 import pkg from "../../package.json" with { type: "json" };
 import { runStageSpec } from "../staging/stage-spec.ts";
+import { controllerCommand } from "./controller.ts";
+import type { ControllerFlags } from "./controller-config.ts";
 import { crdStream, writeCrds } from "./crds.ts";
 import { actionCommand, describeCommand, getCommand, type InspectOptions, logsCommand } from "./inspect.ts";
 import { type RunOptions, runCommand } from "./run.ts";
@@ -64,6 +66,22 @@ program
   .action(async (path: string, command: string[], options: RunOptions & { table: boolean }) => {
     const { table, ...rest } = options;
     process.exitCode = await runCommand(path, command, table ? rest : { ...rest, table: false }, process.stdout, process.stderr);
+  });
+
+program
+  .command("controller")
+  .description("Reconcile OpTasks and OpExecutions on a Kubernetes cluster, running stages as pods (deploy/ or the Helm chart start it).")
+  .option("--namespace <ns>", "namespace of the controller and its Lease (ODOP_NAMESPACE)")
+  .option("--watch-namespaces <list>", "namespace to watch; empty for all (ODOP_WATCH_NAMESPACES)")
+  .option("--leader-election <bool>", "true: one acting replica through a Lease (ODOP_LEADER_ELECTION)")
+  .option("--lease-name <name>", "the Lease's name (ODOP_LEASE_NAME)")
+  .option("--workspace <kind>", "emptyDir or pvc (ODOP_WORKSPACE)")
+  .option("--workspace-claim <name>", "the PVC stage pods mount when the workspace is pvc (ODOP_WORKSPACE_CLAIM)")
+  .option("--http-port <port>", "serves /healthz, /readyz and /metrics (ODOP_HTTP_PORT)")
+  .option("--workers <n>", "reconciles at once (ODOP_WORKERS)")
+  .action(async (flags: ControllerFlags) => {
+    // Exit once it has stopped cleanly: retry timers of clients that were cut off must not keep it alive.
+    process.exit(await controllerCommand(flags, process.stderr));
   });
 
 const inspect = (cmd: Command) =>

@@ -41,6 +41,8 @@ export type EngineOptions = {
   workers?: number;
   /** Folders and files to watch for trigger changes (fs.watch); polling covers the rest. */
   watch?: (paths: string[], onChange: () => void) => Unsubscribe;
+  /** Whether this engine sees the trigger files (false for a cluster controller). */
+  seesTriggerFiles?: boolean;
   /** Told about every reconcile (metrics). */
   onReconcile?: (kind: "OpTask" | "OpExecution", seconds: number, ok: boolean) => void;
 };
@@ -70,6 +72,7 @@ export class Engine {
   #stopped = false;
   #unwatchFiles: Unsubscribe | undefined;
   #roundSoon: TimerHandle | undefined;
+  #lastTickAt: number | undefined;
 
   constructor(options: EngineOptions) {
     this.#o = options;
@@ -83,6 +86,7 @@ export class Engine {
       files: options.files,
       draining: () => this.#draining,
       backends,
+      seesTriggerFiles: options.seesTriggerFiles ?? true,
     });
     this.#executionReconciler = new ExecutionReconciler({
       store: options.store,
@@ -165,6 +169,11 @@ export class Engine {
     return [...this.#tasks.values()];
   }
 
+  /** When the sampling loop last completed a pass (liveness). */
+  get lastTickAt(): number | undefined {
+    return this.#lastTickAt;
+  }
+
   get lastSample(): NodeSample | undefined {
     return this.#o.nodes.latest();
   }
@@ -231,6 +240,7 @@ export class Engine {
     } catch (error) {
       this.#o.log.warn({ err: error }, "sampling round failed");
     } finally {
+      this.#lastTickAt = this.#o.clock.now();
       this.#scheduleTick(this.#o.sampleIntervalMs ?? 1000);
     }
   }

@@ -28,6 +28,11 @@ export type TaskReconcilerDeps = {
   draining: () => boolean;
   /** Backends this controller can run; a task that needs another one is not Ready. */
   backends: ReadonlySet<BackendKind>;
+  /**
+   * Whether this controller sees the files that fileIn and fileUpdated watch. The
+   * embedded mode does; a cluster controller does not (node agents will watch them).
+   */
+  seesTriggerFiles?: boolean;
 };
 
 /** The label that ties an execution to its task (selectors, `kubectl get opexec -l`). */
@@ -114,6 +119,10 @@ export class TaskReconciler {
     // arrives here: it becomes Ready=False/InvalidSpec, never a crash loop.
     const checked = validateObject(task);
     if (!checked.ok) return checked.problems.slice(0, 3).map((p) => `${formatPath(p.path)}: ${p.message}`).join("; ");
+    const fileTrigger = task.spec.trigger.fileIn !== undefined || task.spec.trigger.fileUpdated !== undefined;
+    if (fileTrigger && this.#d.seesTriggerFiles === false) {
+      return "fileIn and fileUpdated triggers are watched by node agents, which this controller does not have yet; use odop run on the node";
+    }
     const wanted = task.spec.backend ?? (task.spec.target?.slurmJob !== undefined ? "slurm" : undefined);
     if (wanted !== undefined && !this.#d.backends.has(wanted)) {
       return `backend ${wanted} is not available here (this controller runs: ${[...this.#d.backends].join(", ")})`;

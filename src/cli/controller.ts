@@ -1,0 +1,157 @@
+/**
+ * `odop controller`: the controller core on a Kubernetes cluster. OpTasks and
+ * OpExecutions through the API server (KubernetesStore), stages as pods
+ * (KubernetesBackend), nodes from Kubernetes' own view until node agents report
+ * (KubernetesNodeSource), one acting replica (a Lease), /healthz, /readyz and /metrics.
+ *
+ * Losing the Lease ends the process (exit 1) instead of trying to become a standby
+ * again: the Deployment restarts it clean, and no half-stopped loop can act.
+ * SIGTERM stops the loops, leaves stage pods running (the next leader re-adopts them)
+ * and releases the Lease for a fast hand-over.
+ */
+import { KubeConfig } from "@kubernetes/client-node";
+import { join } from "node:path";
+import pino from "pino";
+import pkg from "../../package.json" with { type: "json" };
+import { httpAgentClient } from "../backends/kubernetes/agent-client.ts";
+import { KubernetesBackend } from "../backends/kubernetes/backend.ts";
+import { systemClock } from "../controller/clock.ts";
+import { Engine } from "../controller/engine.ts";
+import { serveHealth } from "../controller/health-server.ts";
+import { ControllerMetrics } from "../controller/metrics.ts";
+import { HttpNotifier } from "../controller/notifier.ts";
+import { StagePlanner } from "../controller/stage-plans.ts";
+import { localFileProbe } from "../controller/triggers/file-probe.ts";
+import { loadNotifyKey } from "../staging/notify.ts";
+import { KubernetesStore } from "../store/kubernetes.ts";
+import { KubernetesNodeSource } from "../store/kubernetes-nodes.ts";
+import { LeaderElector, leaseClientFor } from "../store/leader-election.ts";
+import { type ControllerFlags, loadControllerConfig } from "./controller-config.ts";
+
+type Out = { write(text: string): unknown };
+
+const SAMPLE_INTERVAL_MS = 1000;
+
+/** Runs until SIGTERM/SIGINT (exit 0) or a lost Lease (exit 1); 2 for bad configuration. */
+export async function controllerCommand(flags: ControllerFlags, err: Out): Promise<number> {
+  const loaded = loadControllerConfig(process.env, flags);
+  if (!loaded.ok) {
+    for (const p of loaded.problems) err.write(`odop controller: ${p}\n`);
+    return 2;
+  }
+  const config = loaded.config;
+  if (config.watchNamespaces.length > 1) {
+    err.write("odop controller: watching several namespaces is not supported yet; leave ODOP_WATCH_NAMESPACES empty (all) or name one\n");
+    return 2;
+  }
+  const log = pino({ level: process.env["ODOP_LOG_LEVEL"] ?? "info", redact: ["*.token", "*.authorization", "key"] });
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromDefault();
+  const namespace = config.watchNamespaces[0];
+  if (config.podTemplates !== undefined) {
+    log.warn({ configMap: config.podTemplates }, "pod templates from a ConfigMap are not read yet; stage pods use odop's defaults");
+  }
+
+  const store = new KubernetesStore({ kubeConfig, log, ...(namespace === undefined ? {} : { namespace }) });
+  const nodes = new KubernetesNodeSource(kubeConfig, log);
+  const backend = new KubernetesBackend({
+    kubeConfig,
+    log,
+    odopImage: process.env["ODOP_IMAGE"] ?? `ghcr.io/odop/odop:${pkg.version}`,
+    workspace: config.workspace,
+    agent: httpAgentClient({ url: (node) => `http://${node}:${process.env["ODOP_AGENT_PORT"] ?? "9180"}`, token: () => process.env["ODOP_AGENT_TOKEN"] ?? "" }),
+    ...(namespace === undefined ? {} : { namespace }),
+  });
+  const notifyKey = await loadNotifyKey({ env: process.env });
+  let leading = !config.leaderElection;
+  const engine: Engine = new Engine({
+    store,
+    backend,
+    planner: new StagePlanner({
+      executionsRoot: join(config.statePath, "executions"),
+      odopCommand: ["odop"],
+      baseEnv: {},
+      secretsDir: join(config.statePath, "secrets"),
+      pythonPath: [],
+    }),
+    clock: systemClock,
+    log,
+    notifier: new HttpNotifier({
+      key: notifyKey,
+      log,
+      onFailure: (e, message) => void store.recordEvent({ kind: "OpExecution", namespace: e.metadata.namespace, name: e.metadata.name ?? "" }, "Warning", "NotifyFailed", message),
+    }),
+    files: localFileProbe,
+    seesTriggerFiles: false,
+    nodes,
+    workers: config.workers,
+    sampleIntervalMs: SAMPLE_INTERVAL_MS,
+    onReconcile: (kind, seconds, ok) => metrics.reconciled(kind, seconds, ok),
+  });
+  const metrics = new ControllerMetrics({ queueDepth: () => engine.queueDepth, phases: () => engine.phaseCounts(), leading: () => leading });
+  const started = Date.now();
+  // Ready once the API server answered a full list (the pod informer synced).
+  let synced = false;
+  let closing = false;
+  void (async () => {
+    while (!closing) {
+      try {
+        await backend.ready(5_000);
+        synced = true;
+        return;
+      } catch (error) {
+        if (!closing) log.warn({ err: error }, "the API server has not answered a list yet");
+      }
+    }
+  })();
+  const server = await serveHealth("0.0.0.0", config.httpPort, {
+    // A standby's loops do not turn: it is live while it waits for the Lease.
+    live: () => !leading || Date.now() - (engine.lastTickAt ?? started) < 10 * SAMPLE_INTERVAL_MS,
+    ready: () => synced,
+    registry: metrics.registry,
+  });
+  log.info({ version: pkg.version, namespace: namespace ?? "(all)", leaderElection: config.leaderElection, port: config.httpPort }, "odop controller started");
+
+  return await new Promise<number>((resolve) => {
+    let stopping = false;
+    const elector = config.leaderElection
+      ? new LeaderElector({
+          client: leaseClientFor(kubeConfig),
+          namespace: config.namespace,
+          name: config.leaseName,
+          identity: config.identity,
+          onStartedLeading: () => {
+            leading = true;
+            log.info({ identity: config.identity }, "leading: reconciling");
+            engine.start();
+          },
+          onStoppedLeading: () => {
+            leading = false;
+            log.warn({ identity: config.identity }, "lost the lease: stopping");
+            void shutdown(1);
+          },
+          onError: (error) => log.warn({ err: error }, "leader election attempt failed"),
+        })
+      : undefined;
+    const shutdown = async (code: number) => {
+      if (stopping) return; // stopping releases the Lease, which reports "stopped leading" again
+      stopping = true;
+      closing = true;
+      process.off("SIGTERM", onSignal);
+      process.off("SIGINT", onSignal);
+      await engine.stop({ interrupt: false });
+      await elector?.stop();
+      await backend.close();
+      nodes.close();
+      await store.close();
+      server.close();
+      log.info({ code }, "odop controller stopped");
+      resolve(code);
+    };
+    const onSignal = () => void shutdown(0);
+    process.once("SIGTERM", onSignal);
+    process.once("SIGINT", onSignal);
+    if (elector === undefined) engine.start();
+    else elector.start();
+  });
+}
