@@ -19,7 +19,7 @@ import { systemClock } from "../controller/clock.ts";
 import { Engine } from "../controller/engine.ts";
 import { serveHealth } from "../controller/health-server.ts";
 import { ControllerMetrics } from "../controller/metrics.ts";
-import { HttpNotifier } from "../controller/notifier.ts";
+import { notifierFor } from "../controller/notifier.ts";
 import { StagePlanner } from "../controller/stage-plans.ts";
 import { localFileProbe } from "../controller/triggers/file-probe.ts";
 import { loadNotifyKey } from "../staging/notify.ts";
@@ -76,11 +76,7 @@ export async function controllerCommand(flags: ControllerFlags, err: Out): Promi
     }),
     clock: systemClock,
     log,
-    notifier: new HttpNotifier({
-      key: notifyKey,
-      log,
-      onFailure: (e, message) => void store.recordEvent({ kind: "OpExecution", namespace: e.metadata.namespace, name: e.metadata.name ?? "" }, "Warning", "NotifyFailed", message),
-    }),
+    notifier: notifierFor(store, notifyKey, log),
     files: localFileProbe,
     seesTriggerFiles: false,
     nodes,

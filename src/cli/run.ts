@@ -19,7 +19,7 @@ import { detectPriority, LocalBackend } from "../backends/local/local-backend.ts
 import { systemClock } from "../controller/clock.ts";
 import { Engine } from "../controller/engine.ts";
 import { executionName } from "../controller/names.ts";
-import { HttpNotifier } from "../controller/notifier.ts";
+import { notifierFor } from "../controller/notifier.ts";
 import { StagePlanner } from "../controller/stage-plans.ts";
 import { localFileProbe } from "../controller/triggers/file-probe.ts";
 import { LocalNodeSource } from "../controller/node-source.ts";
@@ -122,11 +122,7 @@ export async function runCommand(path: string, command: readonly string[], optio
     }),
     clock: systemClock,
     log,
-    notifier: new HttpNotifier({
-      key: notifyKey,
-      log,
-      onFailure: (e, message) => void store.recordEvent({ kind: "OpExecution", namespace: e.metadata.namespace, name: e.metadata.name ?? "" }, "Warning", "NotifyFailed", message),
-    }),
+    notifier: notifierFor(store, notifyKey, log),
     files: localFileProbe,
     nodes: new LocalNodeSource(new NodeWindow({ name: node, config: { holdMs, idleThreshold, busyThreshold, reclaimOn } }), () => sampler.sample()),
     usage,

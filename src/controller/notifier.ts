@@ -8,6 +8,7 @@ import type { Logger } from "pino";
 import type { OpExecution, OpExecutionStatus } from "../api/opexecution.ts";
 import type { OpTask } from "../api/optask.ts";
 import { type NotificationPayload, sendNotification } from "../staging/notify.ts";
+import type { Store } from "../store/types.ts";
 
 export interface Notifier {
   started(task: OpTask | undefined, execution: OpExecution, status: OpExecutionStatus): void;
@@ -71,4 +72,14 @@ export class HttpNotifier implements Notifier {
       .finally(() => this.#inFlight.delete(p));
     this.#inFlight.add(p);
   }
+}
+
+/** The notifier of a controller: a failed delivery becomes a Warning event (NotifyFailed) on the execution. */
+export function notifierFor(store: Store, key: string | undefined, log: Logger): HttpNotifier {
+  return new HttpNotifier({
+    key,
+    log,
+    onFailure: (e, message) =>
+      void store.recordEvent({ kind: "OpExecution", namespace: e.metadata.namespace, name: e.metadata.name ?? "" }, "Warning", "NotifyFailed", message),
+  });
 }

@@ -10,17 +10,10 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import type { OpExecution, StageName } from "../api/opexecution.ts";
 import type { OpTask } from "../api/optask.ts";
+import { PYTHON_CALL, threadCount } from "../backends/run-forms.ts";
 import type { StagePlan } from "../backends/types.ts";
 import { formatCpuset } from "../api/cpuset.ts";
 import type { StageSpec } from "../staging/stage-spec.ts";
-
-/** Calls `module.function(*trigger_files)`; an int result is the exit code, None is 0. */
-const PYTHON_CALL = [
-  "import importlib, os, sys",
-  "files = [f for f in os.environ.get('ODOP_TRIGGER_FILES', '').split('\\n') if f]",
-  "result = getattr(importlib.import_module(sys.argv[1]), sys.argv[2])(*files)",
-  "sys.exit(result if isinstance(result, int) else 0)",
-].join("\n");
 
 export type PlannerOptions = {
   /** Where executions' folders live: <root>/<namespace>/<name>/{workspace,state}. */
@@ -140,12 +133,4 @@ export class StagePlanner {
       throw new StagePlanError("SecretMissing", `secret ${ref.name}/${ref.key} not found: the embedded mode reads it from ${path}`);
     }
   }
-}
-
-/** Threads to announce: the cores it got, within requirements.threads. */
-export function threadCount(task: OpTask, cores: number): number {
-  const t = task.spec.requirements?.threads;
-  const min = t?.min ?? 1;
-  const max = t?.max ?? Math.max(cores, min);
-  return Math.min(max, Math.max(min, cores));
 }

@@ -51,6 +51,7 @@ import type { V1Container, V1EnvVar, V1Pod, V1ResourceRequirements, V1Toleration
 import { formatCpuset } from "../../api/cpuset.ts";
 import { API_VERSION } from "../../api/meta.ts";
 import type { OpExecution, StageName } from "../../api/opexecution.ts";
+import { PYTHON_CALL, threadCount } from "../run-forms.ts";
 import type { OpTask } from "../../api/optask.ts";
 import { compareQuantities, parseQuantity } from "../../api/quantity.ts";
 import type { StageSpec } from "../../staging/stage-spec.ts";
@@ -88,14 +89,6 @@ export const STAGE_CONTAINERS: Readonly<Record<StageName, { name: string; init: 
 export const DONE_CONTAINER = "done";
 
 const VOLUMES = { workspace: "workspace", spec: "odop-stage", tmp: "odop-tmp" } as const;
-
-/** Calls `module.function(*trigger_files)`; the same program as the local backend's. */
-const PYTHON_CALL = [
-  "import importlib, os, sys",
-  "files = [f for f in os.environ.get('ODOP_TRIGGER_FILES', '').split('\\n') if f]",
-  "result = getattr(importlib.import_module(sys.argv[1]), sys.argv[2])(*files)",
-  "sys.exit(result if isinstance(result, int) else 0)",
-].join("\n");
 
 export type WorkspaceVolume = { kind: "emptyDir" } | { kind: "pvc"; claimName: string };
 
@@ -247,13 +240,6 @@ function stageEnv(input: StagePodInput): V1EnvVar[] {
   return [...env.values()];
 }
 
-/** Threads to announce: the cores it got, within requirements.threads (the rule of stage-plans.ts's threadCount). */
-function threadCount(task: OpTask, cores: number): number {
-  const t = task.spec.requirements?.threads;
-  const min = t?.min ?? 1;
-  const max = t?.max ?? Math.max(cores, min);
-  return Math.min(max, Math.max(min, cores));
-}
 
 function runContainer(input: StagePodInput, image: string, env: V1EnvVar[], workspace: V1VolumeMount, resources: V1ResourceRequirements): V1Container {
   const run = input.task.spec.run;

@@ -8,7 +8,7 @@ import { PodSpecError } from "../../../src/backends/kubernetes/errors.ts";
 import { annotationsProblem, labelKeyProblem, labelValueProblem, objectNameProblem } from "../../../src/backends/kubernetes/names.ts";
 import { buildStagePod, type StagePodInput } from "../../../src/backends/kubernetes/pod-spec.ts";
 import type { PodTemplate } from "../../../src/backends/kubernetes/pod-template.ts";
-import { threadCount } from "../../../src/controller/stage-plans.ts";
+import { threadCount } from "../../../src/backends/run-forms.ts";
 import { StageSpec } from "../../../src/staging/stage-spec.ts";
 
 const UID = "0b5e1c1e-5a4f-4b8e-9d51-1f0c7c3f9a11";
