@@ -55,4 +55,10 @@ export interface Backend {
   stop(ref: StageRef): Promise<void>;
   /** Called when a stage this process started ends, so its execution is looked at promptly. */
   onChange(listener: (ref: StageRef) => void): () => void;
+  /**
+   * The execution has ended: release what its last attempt left behind, as the
+   * backend's cleanup policy says (e.g. delete a succeeded pod, keep a failed one for
+   * its logs). Optional: the local backend keeps workspaces for `odop logs`.
+   */
+  cleanup?(ref: StageRef, succeeded: boolean): Promise<void>;
 }

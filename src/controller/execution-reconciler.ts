@@ -75,6 +75,9 @@ export class ExecutionReconciler {
     const pass = new Pass(this.#d, execution, task);
     const result = await pass.run();
     await pass.write();
+    const ended = pass.ended;
+    // After the terminal phase is recorded: a crash in between leaves the pod, never the phase.
+    if (ended !== undefined) await this.#d.backend.cleanup?.(ended.ref, ended.succeeded);
     return result;
   }
 }
@@ -350,7 +353,11 @@ class Pass {
     this.#event("Normal", reason, message);
   }
 
+  /** Set when this pass ended the execution: what its last attempt was, and whether it succeeded. */
+  ended: { ref: StageRef; succeeded: boolean } | undefined;
+
   #finish(phase: ExecutionPhase, reason: string, message: string): void {
+    if ((this.#status.attempts ?? 0) > 0) this.ended = { ref: this.#ref("run", this.#status.attempts ?? 1), succeeded: phase === "Succeeded" };
     this.#status.finishedAt = rfc3339(this.#now);
     this.#transition(phase, reason, message);
     this.#event(phase === "Succeeded" || phase === "Skipped" ? "Normal" : "Warning", phase, message);

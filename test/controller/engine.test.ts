@@ -168,6 +168,23 @@ describe("embedded engine", () => {
     expect(readFileSync(join(failed.status?.backend?.workspace ?? "", "logs", "run-1.err"), "utf8")).toBe("attempt\n");
   });
 
+  it("asks the backend to clean up once an execution has ended, saying whether it succeeded", async () => {
+    const cleaned: [string, boolean][] = [];
+    const t = await startEngine({ onCleanup: (ref, succeeded) => cleaned.push([`${ref.execution} ${ref.stage}-${ref.attempt}`, succeeded]) });
+    engines.push(t);
+    await t.store.create(task("ok", { run: { command: ["true"] } }));
+    await t.store.create(task("ko", { run: { command: ["false"] } }));
+    await t.store.create(manual("ok", "ok-1"));
+    await t.store.create(manual("ko", "ko-1"));
+    await phaseOf(t, "ok-1", ["Succeeded"]);
+    await phaseOf(t, "ko-1", ["Failed"]);
+    await eventually(() => (cleaned.length === 2 ? true : undefined), "two cleanups");
+    expect(cleaned.sort()).toEqual([
+      ["default/ko-1 run-1", false],
+      ["default/ok-1 run-1", true],
+    ]);
+  });
+
   it("enforces requirements.time", async () => {
     const t = await startEngine();
     engines.push(t);

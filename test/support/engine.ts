@@ -9,6 +9,7 @@ import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { detectPriority, LocalBackend } from "../../src/backends/local/local-backend.ts";
+import type { StageRef } from "../../src/backends/types.ts";
 import { systemClock } from "../../src/controller/clock.ts";
 import { Engine } from "../../src/controller/engine.ts";
 import { HttpNotifier } from "../../src/controller/notifier.ts";
@@ -34,11 +35,17 @@ export async function startEngine(options: {
   main?: () => MainSelector | undefined;
   window?: Partial<WindowConfig>;
   notifyKey?: string;
+  /** Gives the local backend a cleanup hook (it has none of its own), to see when it is called. */
+  onCleanup?: (ref: StageRef, succeeded: boolean) => void;
 } = {}): Promise<TestEngine> {
   const root = options.root ?? mkdtempSync(join(tmpdir(), "odop-engine-"));
   const log = pino({ level: process.env["ODOP_TEST_LOG"] ?? "silent" });
   const store = new EmbeddedStore({ folder: join(root, "store") });
   const backend = new LocalBackend({ stateRoot: join(root, "executions"), priority: await detectPriority(), stopGraceMs: 1000 });
+  const onCleanup = options.onCleanup;
+  if (onCleanup !== undefined) {
+    Object.assign(backend, { cleanup: (ref: StageRef, succeeded: boolean) => Promise.resolve(onCleanup(ref, succeeded)) });
+  }
   const planner = new StagePlanner({
     executionsRoot: join(root, "executions"),
     odopCommand: [process.execPath, ODOP_CLI],

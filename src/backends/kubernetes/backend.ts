@@ -82,6 +82,8 @@ export type KubernetesBackendDeps = {
   stopTimeoutMs?: number;
   /** How often stop() looks; default 500 ms. */
   stopPollMs?: number;
+  /** What happens to the pod of an execution that ended: deleted when it succeeded (default), or always kept. */
+  cleanupPolicy?: "delete-on-success" | "keep";
   watchBackoff?: BackoffOptions;
 };
 
@@ -234,6 +236,15 @@ export class KubernetesBackend implements Backend {
     }
     await this.#waitGone(at, uid, node);
     this.#d.log.info({ pod: at.key, node }, "stage pod stopped");
+  }
+
+  async cleanup(ref: StageRef, succeeded: boolean): Promise<void> {
+    if (!succeeded || (this.#d.cleanupPolicy ?? "delete-on-success") === "keep") return;
+    const at = where(ref);
+    const pod = await this.#client.get(at.namespace, at.pod);
+    if (pod === undefined || pod.metadata?.deletionTimestamp !== undefined) return;
+    await this.#client.delete(at.namespace, at.pod, pod.metadata?.uid, 0);
+    this.#d.log.info({ pod: at.key }, "succeeded stage pod deleted");
   }
 
   onChange(listener: (ref: StageRef) => void): () => void {

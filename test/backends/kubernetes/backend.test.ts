@@ -70,7 +70,7 @@ async function setup(extra: Partial<KubernetesBackendDeps> = {}) {
   api = await new FakeApi().start();
   const pods = new FakePods(api, NS);
   const calls: AgentCall[] = [];
-  const make = () => {
+  const make = (more: Partial<KubernetesBackendDeps> = {}) => {
     const backend = new KubernetesBackend({
       kubeConfig: api!.kubeConfig(),
       log,
@@ -81,6 +81,7 @@ async function setup(extra: Partial<KubernetesBackendDeps> = {}) {
       stopPollMs: 1,
       watchBackoff: { initialMs: 1, maxMs: 10 },
       ...extra,
+      ...more,
     });
     backends.push(backend);
     return backend;
@@ -224,6 +225,21 @@ describe("KubernetesBackend.stop", () => {
     expect(await backend.start(plan("run", 1, false))).toEqual({ state: "stopped" });
     expect(posts(api)).toHaveLength(1);
     await backend.stop(ref("run")); // gone: no error
+  });
+
+  it("deletes the pod of an execution that succeeded, keeps a failed one, and keeps both under the keep policy", async () => {
+    const { api, pods, backend, make } = await setup();
+    await backend.start(plan("run", 1, false));
+    pods.setStatus(POD, { phase: "Failed" });
+    await backend.cleanup(ref("run"), false);
+    expect(api.of("DELETE", new RegExp(`${POD_PATH}$`))).toHaveLength(0);
+    await make({ cleanupPolicy: "keep" }).cleanup(ref("run"), true);
+    expect(api.of("DELETE", new RegExp(`${POD_PATH}$`))).toHaveLength(0);
+    pods.setStatus(POD, { phase: "Succeeded" });
+    await backend.cleanup(ref("run"), true);
+    const deletes = api.of("DELETE", new RegExp(`${POD_PATH}$`));
+    expect(deletes).toHaveLength(1);
+    expect(deletes[0]?.query.get("gracePeriodSeconds")).toBe("0");
   });
 
   it("gives up waiting, naming the pod and its node, when the pod does not go", async () => {
