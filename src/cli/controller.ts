@@ -15,6 +15,7 @@ import pino from "pino";
 import pkg from "../../package.json" with { type: "json" };
 import { httpAgentClient } from "../backends/kubernetes/agent-client.ts";
 import { KubernetesBackend } from "../backends/kubernetes/backend.ts";
+import { ConfigMapTemplateSource } from "../backends/kubernetes/template-source.ts";
 import { systemClock } from "../controller/clock.ts";
 import { Engine } from "../controller/engine.ts";
 import { serveHealth } from "../controller/health-server.ts";
@@ -48,9 +49,9 @@ export async function controllerCommand(flags: ControllerFlags, err: Out): Promi
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromDefault();
   const namespace = config.watchNamespaces[0];
-  if (config.podTemplates !== undefined) {
-    log.warn({ configMap: config.podTemplates }, "pod templates from a ConfigMap are not read yet; stage pods use odop's defaults");
-  }
+  const templates =
+    config.podTemplates === undefined ? undefined : new ConfigMapTemplateSource({ kubeConfig, log, namespace: config.namespace, name: config.podTemplates });
+  await templates?.start();
 
   const store = new KubernetesStore({ kubeConfig, log, ...(namespace === undefined ? {} : { namespace }) });
   const nodes = new KubernetesNodeSource(kubeConfig, log);
@@ -59,6 +60,7 @@ export async function controllerCommand(flags: ControllerFlags, err: Out): Promi
     log,
     odopImage: process.env["ODOP_IMAGE"] ?? `ghcr.io/odop/odop:${pkg.version}`,
     workspace: config.workspace,
+    ...(templates === undefined ? {} : { podTemplate: () => templates.get() }),
     agent: httpAgentClient({ url: (node) => `http://${node}:${process.env["ODOP_AGENT_PORT"] ?? "9180"}`, token: () => process.env["ODOP_AGENT_TOKEN"] ?? "" }),
     ...(namespace === undefined ? {} : { namespace }),
   });
@@ -138,6 +140,7 @@ export async function controllerCommand(flags: ControllerFlags, err: Out): Promi
       await engine.stop({ interrupt: false });
       await elector?.stop();
       await backend.close();
+      templates?.stop();
       nodes.close();
       await store.close();
       server.close();
