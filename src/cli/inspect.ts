@@ -5,7 +5,9 @@
  */
 import { createReadStream, existsSync, readFileSync, statSync, watchFile, unwatchFile } from "node:fs";
 import { join } from "node:path";
-import type { Action, OpExecution } from "../api/opexecution.ts";
+import { KubeConfig } from "@kubernetes/client-node";
+import { type Action, type OpExecution, type StageName, STAGES } from "../api/opexecution.ts";
+import { readStageLog } from "../backends/kubernetes/pod-logs.ts";
 import type { OpTask } from "../api/optask.ts";
 import { EmbeddedClient } from "../store/embedded-client.ts";
 import { EmbeddedStore } from "../store/embedded.ts";
@@ -124,7 +126,15 @@ function formatEvents(events: EventRecord[]): string {
   return `Events:\n${renderTable(["  TYPE", "REASON", "AGE", "MESSAGE"], rows)}\n`;
 }
 
-export async function logsCommand(name: string, options: InspectOptions & { stage: string; attempt?: number; follow?: boolean }, out: Out): Promise<void> {
+export async function logsCommand(name: string, options: InspectOptions & { stage: string; attempt?: number; follow?: boolean; cluster?: boolean }, out: Out): Promise<void> {
+  if (options.cluster === true) {
+    if (!(STAGES as readonly string[]).includes(options.stage)) throw new Error(`--stage is one of ${STAGES.join(", ")}`);
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromDefault();
+    const namespace = options.namespace ?? kubeConfig.getContextObject(kubeConfig.getCurrentContext())?.namespace ?? "default";
+    out.write(await readStageLog(kubeConfig, namespace, name, options.stage as StageName, options.attempt));
+    return;
+  }
   const { reader } = openReader(options);
   const e = await findExecution(reader, name, options.namespace);
   const workspace = e.status?.backend?.workspace;

@@ -103,7 +103,8 @@ inspect(program.command("logs"))
   .option("--stage <stage>", "configure | run | publish", "run")
   .option("--attempt <n>", "which attempt (default: the latest)", (v) => Number(v))
   .option("-f, --follow", "keep printing what the stage writes")
-  .action((name: string, options: InspectOptions & { stage: string; attempt?: number; follow?: boolean }) => logsCommand(name, options, process.stdout));
+  .option("--cluster", "read the stage pod's log from the cluster KUBECONFIG names (odop controller), not from a local run")
+  .action((name: string, options: InspectOptions & { stage: string; attempt?: number; follow?: boolean; cluster?: boolean }) => logsCommand(name, options, process.stdout));
 
 for (const [verb, what] of [
   ["pause", "Pause an execution (SIGSTOP to its stage); it keeps its cores."],
