@@ -87,6 +87,8 @@ export class Engine {
       draining: () => this.#draining,
       backends,
       seesTriggerFiles: options.seesTriggerFiles ?? true,
+      // File triggers look every interval: reading the cache spares a copy of every execution each time.
+      executionsIn: (namespace) => [...this.#executions.values()].filter((e) => (e.metadata.namespace ?? "default") === namespace),
     });
     this.#executionReconciler = new ExecutionReconciler({
       store: options.store,

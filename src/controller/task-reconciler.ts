@@ -33,6 +33,11 @@ export type TaskReconcilerDeps = {
    * embedded mode does; a cluster controller does not (node agents will watch them).
    */
   seesTriggerFiles?: boolean;
+  /**
+   * The executions of a namespace, from a cache the caller keeps current (the engine's,
+   * fed by its watch): read-only, not copied. Without it the store is listed each time.
+   */
+  executionsIn?: (namespace: string) => readonly OpExecution[];
 };
 
 /** The label that ties an execution to its task (selectors, `kubectl get opexec -l`). */
@@ -51,7 +56,7 @@ export class TaskReconciler {
     if (task === undefined) return {};
     const log = this.#d.log.child({ kind: "OpTask", namespace, name });
     const now = clock.now();
-    const all = await store.list("OpExecution", namespace);
+    const all = this.#d.executionsIn?.(namespace) ?? (await store.list("OpExecution", namespace));
     let executions = all.filter((e) => e.spec.taskRef.name === name);
     const status: OpTaskStatus = structuredClone(task.status ?? {});
     const generation = task.metadata.generation ?? 1;
