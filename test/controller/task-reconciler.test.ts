@@ -76,3 +76,30 @@ describe("TaskReconciler", () => {
     expect((await store.get("OpTask", "default", "t"))?.status).toMatchObject({ runs: 2, active: 2, trigger: "every 1m" });
   });
 });
+
+describe("TaskReconciler, fileIn", () => {
+  it("processes a file again when it is written again after it was handled, and never twice otherwise", async () => {
+    const clock = new FakeClock(Date.UTC(2026, 0, 1, 0, 0, 0));
+    const store = new EmbeddedStore({ now: () => new Date(clock.now()) });
+    let mtimeMs = clock.now() + 5_000;
+    const files: FileProbe = {
+      list: () => [{ path: "/data/step_0001.dat", mtimeMs, size: 10 }],
+      stat: () => undefined,
+      openForWriting: () => new Set(),
+    };
+    const r = new TaskReconciler({ store, clock, log: pino({ level: "silent" }), files, draining: () => false, backends: new Set(["local"]) });
+    await store.create(task({ trigger: { fileIn: { path: "/data", pattern: "*.dat", batchSize: 1 } } }));
+    clock.advance(10_000);
+    await r.reconcile("default", "t");
+    await r.reconcile("default", "t");
+    expect(await store.list("OpExecution")).toHaveLength(1);
+    clock.advance(60_000);
+    mtimeMs = clock.now(); // the next run of the simulation writes the same name again
+    clock.advance(1_000);
+    await r.reconcile("default", "t");
+    await r.reconcile("default", "t");
+    const executions = await store.list("OpExecution");
+    expect(executions).toHaveLength(2);
+    expect(executions.map((e) => e.spec.trigger.files)).toEqual([["/data/step_0001.dat"], ["/data/step_0001.dat"]]);
+  });
+});

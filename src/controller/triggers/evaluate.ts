@@ -66,16 +66,31 @@ export function evaluateTrigger(ctx: TriggerContext): TriggerOutcome {
   return { create: [], summary: "manual" };
 }
 
-function consumedFiles(executions: readonly OpExecution[]): Set<string> {
-  const set = new Set<string>();
-  for (const e of executions) for (const f of e.spec.trigger.files ?? []) set.add(f);
-  return set;
+/**
+ * When each file was last handed to an execution (that execution's creation time). A
+ * file written again after that — the same snapshot name in the next run of a
+ * simulation — is new again. Creation times have one-second resolution, hence the slack.
+ */
+function consumedFiles(executions: readonly OpExecution[]): Map<string, number> {
+  const at = new Map<string, number>();
+  for (const e of executions) {
+    const created = Date.parse(e.metadata.creationTimestamp ?? "") || 0;
+    for (const f of e.spec.trigger.files ?? []) at.set(f, Math.max(at.get(f) ?? 0, created));
+  }
+  return at;
+}
+
+const CREATION_RESOLUTION_MS = 1000;
+
+function handled(consumed: ReadonlyMap<string, number>, f: FileInfo): boolean {
+  const at = consumed.get(f.path);
+  return at !== undefined && f.mtimeMs <= at + CREATION_RESOLUTION_MS;
 }
 
 function fileIn(ctx: TriggerContext, t: NonNullable<OpTask["spec"]["trigger"]["fileIn"]>): TriggerOutcome {
   const summary = `fileIn ${t.path}/${t.pattern}${t.batchSize > 1 ? ` ×${t.batchSize}` : ""}`;
   const consumed = consumedFiles(ctx.executions);
-  const fresh = ctx.files.list(t.path, t.pattern).filter((f) => f.mtimeMs >= ctx.createdAtMs && !consumed.has(f.path));
+  const fresh = ctx.files.list(t.path, t.pattern).filter((f) => f.mtimeMs >= ctx.createdAtMs && !handled(consumed, f));
   if (fresh.length === 0) return { create: [], summary };
   // Files still being written (modified just now) are not looked up in /proc: the scan
   // of every process's open files is only paid for files that look finished.
@@ -100,7 +115,8 @@ function fileIn(ctx: TriggerContext, t: NonNullable<OpTask["spec"]["trigger"]["f
 
 function fileBatch(files: FileInfo[], now: number): Creation {
   const paths = files.map((f) => f.path);
-  return { identity: `fileIn:${paths.join("\n")}`, reason: "FileIn", files: paths, time: now };
+  // The versions (mtimes) are part of the identity: a file written again is another input.
+  return { identity: `fileIn:${files.map((f) => `${f.path}@${f.mtimeMs}`).join("\n")}`, reason: "FileIn", files: paths, time: now };
 }
 
 function fileUpdated(ctx: TriggerContext, t: NonNullable<OpTask["spec"]["trigger"]["fileUpdated"]>): TriggerOutcome {
