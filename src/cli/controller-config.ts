@@ -25,6 +25,7 @@ export const ControllerConfig = z
     ]),
     httpPort: z.int().min(0).max(65_535),
     workers: z.int().min(1).max(64),
+    cleanup: z.enum(["delete-on-success", "keep"]),
     statePath: z.string().min(1),
   })
   .describe("odop controller configuration");
@@ -41,6 +42,7 @@ export type ControllerFlags = Partial<{
   workspaceClaim: string;
   httpPort: string;
   workers: string;
+  cleanup: string;
 }>;
 
 const SOURCES = {
@@ -53,6 +55,7 @@ const SOURCES = {
   workspaceClaim: ["ODOP_WORKSPACE_CLAIM", "--workspace-claim"],
   httpPort: ["ODOP_HTTP_PORT", "--http-port"],
   workers: ["ODOP_WORKERS", "--workers"],
+  cleanup: ["ODOP_CLEANUP", "--cleanup"],
 } as const;
 
 export type ConfigResult = { ok: true; config: ControllerConfig } | { ok: false; problems: string[] };
@@ -92,6 +95,7 @@ export function loadControllerConfig(env: NodeJS.ProcessEnv, flags: ControllerFl
   if (workspaceKind === "pvc" && claim.value === undefined) problems.push(`${claim.from}: required when the workspace is pvc (the claim stage pods mount)`);
   const httpPort = parse("httpPort", int("the HTTP port", 0, 65_535), "8080");
   const workers = parse("workers", int("workers", 1, 64), "4");
+  const cleanup = parse("cleanup", z.enum(["delete-on-success", "keep"], { error: "the cleanup policy is delete-on-success or keep" }), "delete-on-success");
   if (problems.length > 0) return { ok: false, problems };
 
   const config = ControllerConfig.safeParse({
@@ -104,6 +108,7 @@ export function loadControllerConfig(env: NodeJS.ProcessEnv, flags: ControllerFl
     workspace: workspaceKind === "pvc" ? { kind: "pvc", claimName: claim.value } : { kind: "emptyDir" },
     httpPort,
     workers,
+    cleanup,
     statePath: env["ODOP_PATH"] ?? "/var/lib/odop",
   });
   if (!config.success) return { ok: false, problems: config.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`) };

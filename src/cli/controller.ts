@@ -60,6 +60,7 @@ export async function controllerCommand(flags: ControllerFlags, err: Out): Promi
     log,
     odopImage: process.env["ODOP_IMAGE"] ?? `ghcr.io/odop/odop:${pkg.version}`,
     workspace: config.workspace,
+    cleanupPolicy: config.cleanup,
     ...(templates === undefined ? {} : { podTemplate: () => templates.get() }),
     agent: httpAgentClient({ url: (node) => `http://${node}:${process.env["ODOP_AGENT_PORT"] ?? "9180"}`, token: () => process.env["ODOP_AGENT_TOKEN"] ?? "" }),
     ...(namespace === undefined ? {} : { namespace }),

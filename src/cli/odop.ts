@@ -79,6 +79,7 @@ program
   .option("--workspace-claim <name>", "the PVC stage pods mount when the workspace is pvc (ODOP_WORKSPACE_CLAIM)")
   .option("--http-port <port>", "serves /healthz, /readyz and /metrics (ODOP_HTTP_PORT)")
   .option("--workers <n>", "reconciles at once (ODOP_WORKERS)")
+  .option("--cleanup <policy>", "pods of ended executions: delete-on-success (default) or keep (ODOP_CLEANUP)")
   .action(async (flags: ControllerFlags) => {
     // Exit once it has stopped cleanly: retry timers of clients that were cut off must not keep it alive.
     process.exit(await controllerCommand(flags, process.stderr));

@@ -15,6 +15,7 @@ describe("odop controller configuration", () => {
         workspace: { kind: "emptyDir" },
         httpPort: 8080,
         workers: 4,
+        cleanup: "delete-on-success",
         statePath: "/var/lib/odop",
       },
     });
@@ -30,7 +31,7 @@ describe("odop controller configuration", () => {
       ODOP_HTTP_PORT: "9090",
       ODOP_POD_TEMPLATES: "odop-pod-templates",
     };
-    const r = loadControllerConfig(env, { httpPort: "8081", workers: "8" });
+    const r = loadControllerConfig({ ...env, ODOP_CLEANUP: "keep" }, { httpPort: "8081", workers: "8" });
     expect(r.ok && r.config).toMatchObject({
       namespace: "ops",
       watchNamespaces: ["hpc-a", "hpc-b"],
@@ -38,12 +39,13 @@ describe("odop controller configuration", () => {
       workspace: { kind: "pvc", claimName: "odop-workspace" },
       httpPort: 8081,
       workers: 8,
+      cleanup: "keep",
       podTemplates: "odop-pod-templates",
     });
   });
 
   it("reports every bad value at once, naming the variable or flag and what it takes", () => {
-    const r = loadControllerConfig({ ODOP_LEADER_ELECTION: "yes", ODOP_WATCH_NAMESPACES: "ok,Bad_NS", ODOP_WORKSPACE: "pvc" }, { httpPort: "eighty", workers: "0" });
+    const r = loadControllerConfig({ ODOP_LEADER_ELECTION: "yes", ODOP_WATCH_NAMESPACES: "ok,Bad_NS", ODOP_WORKSPACE: "pvc" }, { httpPort: "eighty", workers: "0", cleanup: "sometimes" });
     expect(r.ok).toBe(false);
     expect(r.ok ? [] : r.problems).toEqual([
       'ODOP_WATCH_NAMESPACES: "Bad_NS" must be a DNS label: lower-case letters, digits and \'-\', starting and ending with a letter or digit',
@@ -51,6 +53,7 @@ describe("odop controller configuration", () => {
       "ODOP_WORKSPACE_CLAIM: required when the workspace is pvc (the claim stage pods mount)",
       '--http-port="eighty": the HTTP port is a whole number',
       '--workers="0": workers is at least 1',
+      '--cleanup="sometimes": the cleanup policy is delete-on-success or keep',
     ]);
   });
 });
