@@ -2,25 +2,14 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { stageIn } from "../../src/staging/configure.ts";
 import { StagingError } from "../../src/staging/errors.ts";
 import type { StageEvent } from "../../src/staging/events.ts";
 import { prepareWorkspace } from "../../src/staging/workspace.ts";
-import { cleanupScratch, FAST, listTree, scratchDir, startServer, type TestServer } from "./helpers.ts";
+import { FAST, listTree, scratchDir, serversPerTest } from "./helpers.ts";
 
-let servers: TestServer[] = [];
-afterEach(async () => {
-  for (const s of servers) await s.close();
-  servers = [];
-  await cleanupScratch();
-});
-
-async function server(handler: Parameters<typeof startServer>[0]): Promise<TestServer> {
-  const s = await startServer(handler);
-  servers.push(s);
-  return s;
-}
+const server = serversPerTest();
 
 async function workspace(): Promise<string> {
   const ws = await scratchDir("odop-ws-");
@@ -288,8 +277,7 @@ describe("stageIn over HTTP", () => {
   it("stops at a connection that is refused, after the retries", async () => {
     const s = await server(() => undefined);
     const base = s.base;
-    await s.close();
-    servers = [];
+    await s.close(); // closing it again after the test is harmless
     const ws = await workspace();
     const events: StageEvent[] = [];
     const error = await failure(stageIn(ws, [{ from: `${base}/x`, to: "inputs/x" }], { http: FAST, report: (e) => events.push(e) }));

@@ -1,4 +1,5 @@
 // Shared fixtures of the staging tests: scratch folders and real HTTP servers on 127.0.0.1.
+import { afterEach } from "vitest";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
@@ -65,5 +66,23 @@ export async function startServer(handler: (req: Received, res: ServerResponse, 
         server.closeAllConnections();
         server.close(() => resolve());
       }),
+  };
+}
+
+/**
+ * For a test file: returns `server(handler)`, which starts a server closed after each
+ * test, and removes the scratch folders after each test too.
+ */
+export function serversPerTest(): (handler: Parameters<typeof startServer>[0]) => Promise<TestServer> {
+  let servers: TestServer[] = [];
+  afterEach(async () => {
+    for (const s of servers) await s.close();
+    servers = [];
+    await cleanupScratch();
+  });
+  return async (handler) => {
+    const s = await startServer(handler);
+    servers.push(s);
+    return s;
   };
 }

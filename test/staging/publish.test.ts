@@ -2,25 +2,14 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { StagingError } from "../../src/staging/errors.ts";
 import type { StageEvent } from "../../src/staging/events.ts";
 import { stageOut } from "../../src/staging/publish.ts";
 import { prepareWorkspace } from "../../src/staging/workspace.ts";
-import { cleanupScratch, FAST, listTree, scratchDir, startServer, type TestServer } from "./helpers.ts";
+import { FAST, listTree, scratchDir, serversPerTest } from "./helpers.ts";
 
-let servers: TestServer[] = [];
-afterEach(async () => {
-  for (const s of servers) await s.close();
-  servers = [];
-  await cleanupScratch();
-});
-
-async function server(handler: Parameters<typeof startServer>[0]): Promise<TestServer> {
-  const s = await startServer(handler);
-  servers.push(s);
-  return s;
-}
+const server = serversPerTest();
 
 /** A workspace whose outputs/ holds result.bin (the returned bytes) and a small tree. */
 async function workspaceWithOutputs(): Promise<{ ws: string; data: Buffer }> {
