@@ -31,7 +31,7 @@ export type StagePlan = StageRef & {
   ioBound: boolean;
 };
 
-export type StageState =
+export type StageState = (
   /** Never started (or started so briefly before a crash that nothing of it remains). */
   | { state: "absent" }
   | { state: "running"; pids: number[] }
@@ -41,7 +41,21 @@ export type StageState =
   /** Ended because odop stopped it (stop()). */
   | { state: "stopped" }
   /** Gone without a trace of how it ended (killed with its supervisor, machine restarted). */
-  | { state: "lost"; message: string };
+  | { state: "lost"; message: string }
+) &
+  StageDetail;
+
+/**
+ * Why a stage is in its state, when the backend knows: `reason` is a condition reason
+ * (e.g. OutOfMemory, TimeLimit, NodeFailure, Preempted) the controller uses instead of
+ * its generic one, `message` says it for people.
+ */
+export type StageDetail = {
+  reason?: string;
+  message?: string;
+  /** The Slurm job that runs the stage (status.backend.slurmJobId). */
+  slurmJobId?: number;
+};
 
 export interface Backend {
   readonly kind: BackendKind;

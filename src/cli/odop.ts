@@ -59,9 +59,18 @@ program
   .option("--reclaim <raw|smoothed>", "give a core back on sustained use (smoothed) or on one busy sample (raw)", "smoothed")
   .option("--notify-key-file <file>", "HMAC key for signing notifications (or set ODOP_NOTIFY_KEY)")
   .option("--no-table", "print one line per phase change even on a terminal")
+  .option("--backend <local|slurm>", "run stages as local processes, or as Slurm jobs through slurmrestd", "local")
+  .option("--slurmrestd <url>", "slurmrestd's address, http://host:port or unix:/path (ODOP_SLURMRESTD)")
+  .option("--slurm-user <name>", "Slurm user odop submits as (ODOP_SLURM_USER; default: you)")
+  .option("--slurm-token-file <file>", "file holding a token from `scontrol token` (ODOP_SLURM_TOKEN_FILE; or the token in SLURM_JWT)")
+  .option("--slurm-jwt-key <file>", "the cluster's jwt key: odop mints and renews its own tokens (ODOP_SLURM_JWT_KEY)")
+  .option("--slurm-api <version>", "slurmrestd API version, e.g. v0.0.38, or auto (ODOP_SLURM_API)")
+  .option("--slurm-partition <name>", "partition for odop's jobs (default: Slurm's)")
+  .option("--slurm-account <name>", "account for odop's jobs")
+  .option("--slurm-qos <name>", "QOS for odop's jobs")
   .addHelpText(
     "after",
-    "\nExamples:\n  odop run examples/local -- examples/local/simulation.sh\n  odop run tasks/ --main-pid $(pgrep -f cesm)\n\nExit code: 0 when no execution failed, 1 when one did, 2 for bad input, 130 when interrupted.",
+    "\nExamples:\n  odop run examples/local -- examples/local/simulation.sh\n  odop run tasks/ --main-pid $(pgrep -f cesm)\n  SLURM_JWT=$(scontrol token | cut -d= -f2) odop run tasks/ --backend slurm --slurmrestd http://slurm-head:6820\n\nExit code: 0 when no execution failed, 1 when one did, 2 for bad input, 130 when interrupted.",
   )
   .action(async (path: string, command: string[], options: RunOptions & { table: boolean }) => {
     const { table, ...rest } = options;

@@ -35,6 +35,7 @@ import { liveTable, plainLines } from "./live-view.ts";
 import { attach, launchOrAdopt, type MainApplication } from "./main-app.ts";
 import { parseDocuments, readSources } from "./manifests.ts";
 import { acquireLock, runNameFor, runPaths } from "./runs.ts";
+import { type SlurmFlags, type SlurmParts, slurmParts } from "./slurm-setup.ts";
 
 export type RunOptions = {
   mainPid?: number;
@@ -46,7 +47,9 @@ export type RunOptions = {
   reclaim: string;
   notifyKeyFile?: string;
   table?: boolean;
-};
+  /** Where stages run: local processes (default) or Slurm jobs through slurmrestd. */
+  backend?: string;
+} & SlurmFlags;
 
 type Out = NodeJS.WriteStream;
 
@@ -69,6 +72,11 @@ export async function runCommand(path: string, command: readonly string[], optio
     return 2;
   }
   const reclaimOn: "raw" | "smoothed" = options.reclaim;
+  const backendKind = options.backend ?? "local";
+  if (backendKind !== "local" && backendKind !== "slurm") {
+    err.write(`--backend is local or slurm (got ${backendKind}); the kubernetes backend runs in odop controller\n`);
+    return 2;
+  }
   if (options.mainPid !== undefined && command.length > 0) {
     err.write("give either --main-pid or a command after --, not both\n");
     return 2;
@@ -107,24 +115,34 @@ export async function runCommand(path: string, command: readonly string[], optio
 
   const node = hostname();
   const usage = new UsageTracker();
-  const backend = new LocalBackend({ stateRoot: paths.executions, priority: await detectPriority() });
+  const planner = new StagePlanner({
+    executionsRoot: paths.executions,
+    odopCommand: [process.execPath, resolve(import.meta.dirname, "odop.ts")],
+    baseEnv: withoutSecrets(process.env),
+    secretsDir: paths.secrets,
+    pythonPath: [process.cwd()],
+  });
   const selector = mainSelector(main, manifests.tasks);
   const sampler = new Sampler({ node, main: () => selector, odopRoots: () => usage.roots() });
+  let slurm: SlurmParts | undefined;
+  if (backendKind === "slurm") {
+    try {
+      slurm = await slurmParts(options, process.env, { log, executionsRoot: paths.executions, planner });
+    } catch (error) {
+      err.write(`${(error as Error).message}\n`);
+      release();
+      return 2;
+    }
+  }
   const engine = new Engine({
     store,
-    backend,
-    planner: new StagePlanner({
-      executionsRoot: paths.executions,
-      odopCommand: [process.execPath, resolve(import.meta.dirname, "odop.ts")],
-      baseEnv: withoutSecrets(process.env),
-      secretsDir: paths.secrets,
-      pythonPath: [process.cwd()],
-    }),
+    backend: slurm?.backend ?? new LocalBackend({ stateRoot: paths.executions, priority: await detectPriority() }),
+    planner,
     clock: systemClock,
     log,
     notifier: notifierFor(store, notifyKey, log),
     files: localFileProbe,
-    nodes: new LocalNodeSource(new NodeWindow({ name: node, config: { holdMs, idleThreshold, busyThreshold, reclaimOn } }), () => sampler.sample()),
+    nodes: slurm?.nodes ?? new LocalNodeSource(new NodeWindow({ name: node, config: { holdMs, idleThreshold, busyThreshold, reclaimOn } }), () => sampler.sample()),
     usage,
     sampleIntervalMs: intervalMs,
     watch: watchPaths,
@@ -180,6 +198,7 @@ export async function runCommand(path: string, command: readonly string[], optio
 
   if (interrupted) err.write("\nstopping: running stages are stopped, their executions run again next time\n");
   await engine.stop({ interrupt: interrupted });
+  slurm?.backend.close();
   view();
   server.close();
   const executions = await store.list("OpExecution");

@@ -10,11 +10,13 @@ import { type OpExecution, TERMINAL_PHASES } from "../api/opexecution.ts";
 import type { BackendKind, OpTask } from "../api/optask.ts";
 import { quantityValue, toUnits } from "../api/quantity.ts";
 import type { NodeSample } from "../api/sample.ts";
+import { slurmJobSelector } from "../backends/slurm/nodes.ts";
 import type { Backend } from "../backends/types.ts";
 import { schedule } from "../scheduler/scheduler.ts";
 import type { ActiveExecution, PendingExecution } from "../scheduler/types.ts";
 import type { Store, Unsubscribe } from "../store/types.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
+import { rfc3339 } from "./conditions.ts";
 import { DecisionBox } from "./decisions.ts";
 import { ExecutionReconciler, type ReconcileResult } from "./execution-reconciler.ts";
 import type { Notifier } from "./notifier.ts";
@@ -22,6 +24,7 @@ import { WorkQueue } from "./queue.ts";
 import type { StagePlanner } from "./stage-plans.ts";
 import { TaskReconciler } from "./task-reconciler.ts";
 import type { NodeSource } from "./node-source.ts";
+import { OpNodeWriter } from "./opnode-writer.ts";
 import type { FileProbe } from "./triggers/file-probe.ts";
 import { UsageTracker } from "./usage.ts";
 
@@ -64,6 +67,7 @@ export class Engine {
   readonly #executions = new Map<string, OpExecution>();
   readonly #taskReconciler: TaskReconciler;
   readonly #executionReconciler: ExecutionReconciler;
+  readonly #opNodes: OpNodeWriter;
   readonly #unsubscribe: Unsubscribe[] = [];
   #draining = false;
   #tick: TimerHandle | undefined;
@@ -90,6 +94,7 @@ export class Engine {
       // File triggers look every interval: reading the cache spares a copy of every execution each time.
       executionsIn: (namespace) => [...this.#executions.values()].filter((e) => (e.metadata.namespace ?? "default") === namespace),
     });
+    this.#opNodes = new OpNodeWriter({ store: options.store, clock: options.clock, log: options.log });
     this.#executionReconciler = new ExecutionReconciler({
       store: options.store,
       backend: options.backend,
@@ -233,6 +238,8 @@ export class Engine {
   async #onTick(): Promise<void> {
     try {
       await this.#o.nodes.refresh();
+      const opNodes = this.#o.nodes.opNodes?.(rfc3339(this.#o.clock.now()));
+      if (opNodes !== undefined) void this.#opNodes.write(opNodes);
       this.usage.sample();
       this.#round();
       // File triggers are looked at every interval: fs.watch is only a hint.
@@ -297,6 +304,7 @@ export class Engine {
           createdAt: Date.parse(e.metadata.creationTimestamp ?? "") || now,
           cores: coresOf(task),
           memoryBytes: memoryOf(task),
+          ...selectorOf(task),
         });
       }
     }
@@ -362,6 +370,12 @@ export function coresOf(task: OpTask): { min: number; max: number } {
   const learned = task.status?.profile === undefined ? undefined : Math.ceil(task.status.profile.peakCores);
   const max = cpu?.max !== undefined ? Number(toUnits(quantityValue(cpu.max))) : (learned ?? min);
   return { min, max: Math.max(min, max) };
+}
+
+/** Where an execution of the task may go: next to its target Slurm job, when it names one. */
+function selectorOf(task: OpTask): { nodeSelector?: Record<string, string> } {
+  const selector = slurmJobSelector(task);
+  return selector === undefined ? {} : { nodeSelector: selector };
 }
 
 /** Memory to reserve: requirements.memory.min, else the learned peak, else nothing. */

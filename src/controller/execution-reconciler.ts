@@ -56,6 +56,8 @@ type StageStatus = NonNullable<Status["stages"]>[number];
 const STAGE_PHASE: Record<StageName, ExecutionPhase> = { configure: "Configuring", run: "Running", publish: "Publishing" };
 /** How often a running stage is looked at when no exit notification can come (a re-adopted stage). */
 const OBSERVE_EVERY_MS = 1000;
+/** The reason a backend gives a stage its cluster preempted (Slurm PREEMPTED). */
+const PREEMPTED = "Preempted";
 
 export class ExecutionReconciler {
   readonly #d: ExecutionReconcilerDeps;
@@ -73,7 +75,19 @@ export class ExecutionReconciler {
     }
     const task = await store.get("OpTask", namespace, execution.spec.taskRef.name);
     const pass = new Pass(this.#d, execution, task);
-    const result = await pass.run();
+    let result: ReconcileResult;
+    try {
+      result = await pass.run();
+    } catch (error) {
+      // An outage of the backend (slurmrestd, the API server) shows on the execution, then the pass is retried.
+      const reason = isTransient(error) ? (error as { reason?: unknown }).reason : undefined;
+      if (typeof reason === "string") {
+        pass.backendUnreachable(reason, (error as Error).message);
+        await pass.write().catch((writeError: unknown) => this.#d.log.warn({ err: writeError }, "could not record the backend outage"));
+      }
+      throw error;
+    }
+    pass.backendReachable();
     await pass.write();
     const ended = pass.ended;
     // After the terminal phase is recorded: a crash in between leaves the pod, never the phase.
@@ -212,10 +226,17 @@ class Pass {
         // Make sure nothing of the lost attempt still runs before another one starts
         // (a pod on a node that went silent may come back); a transient error retries later.
         await this.#d.backend.stop(ref);
-        return this.#failAttempt(task, stage, "StageLost", state.message, undefined);
+        if (state.reason === PREEMPTED) {
+          // Preemption is no failure of the operation: back to Pending, no retry spent.
+          this.#endStage(stage, "Failed", undefined, PREEMPTED, state.message);
+          this.#backToPending(PREEMPTED, state.message, undefined);
+          return {};
+        }
+        return this.#failAttempt(task, stage, state.reason ?? "StageLost", state.message, undefined);
       case "exited":
         if (state.exitCode !== 0) {
-          return this.#failAttempt(task, stage, `${capitalise(stage)}Failed`, exitMessage(stage, state.exitCode), state);
+          const message = exitMessage(stage, state.exitCode);
+          return this.#failAttempt(task, stage, state.reason ?? `${capitalise(stage)}Failed`, state.message === undefined ? message : `${message}: ${state.message}`, state);
         }
         return this.#stageSucceeded(task, stage, state);
     }
@@ -454,7 +475,13 @@ class Pass {
   #recordPids(state: StageState): void {
     const live = state.state === "running" || state.state === "paused";
     const pids = live ? state.pids.slice(0, 16) : this.#status.backend?.pids;
-    this.#status.backend = { kind: this.#d.backend.kind, ...(pids === undefined ? {} : { pids }), workspace: this.#d.planner.workspace(this.#execution) };
+    const slurmJobId = state.slurmJobId ?? this.#status.backend?.slurmJobId;
+    this.#status.backend = {
+      kind: this.#d.backend.kind,
+      ...(pids === undefined ? {} : { pids }),
+      ...(slurmJobId === undefined ? {} : { slurmJobId }),
+      workspace: this.#d.planner.workspace(this.#execution),
+    };
     if (live) this.#d.usage.track(this.#key, state.pids);
   }
 
@@ -468,6 +495,22 @@ class Pass {
       peakMemoryBytes: tracked.peakRssBytes,
       wallSeconds: Math.round(wall * 1000) / 1000,
     };
+  }
+
+  /** Records that the backend cannot be reached (condition BackendReachable=False, with the error's reason). */
+  backendUnreachable(reason: string, message: string): void {
+    const s = this.#status;
+    const wasDown = s.conditions?.some((c) => c.type === OPEXECUTION_CONDITIONS.BackendReachable && c.status === "False" && c.reason === reason) ?? false;
+    s.conditions = setCondition(s.conditions, { type: OPEXECUTION_CONDITIONS.BackendReachable, status: "False", reason, message }, rfc3339(this.#now), this.#execution.metadata.generation);
+    if (!wasDown) this.#event("Warning", reason, message);
+  }
+
+  /** The backend answered this pass: a BackendReachable=False condition turns True (none is added otherwise). */
+  backendReachable(): void {
+    const s = this.#status;
+    if (!s.conditions?.some((c) => c.type === OPEXECUTION_CONDITIONS.BackendReachable && c.status === "False")) return;
+    s.conditions = setCondition(s.conditions, { type: OPEXECUTION_CONDITIONS.BackendReachable, status: "True", reason: "Reachable", message: "the backend answers again" }, rfc3339(this.#now), this.#execution.metadata.generation);
+    this.#event("Normal", "BackendReachable", "the backend answers again");
   }
 
   #event(type: "Normal" | "Warning", reason: string, message: string): void {

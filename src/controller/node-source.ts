@@ -3,6 +3,7 @@
  * machine in-process (LocalNodeSource); the Kubernetes and Slurm controllers will read
  * what agents push (issue: node agents) behind the same interface.
  */
+import type { OpNodeStatus } from "../api/opnode.ts";
 import type { NodeSample } from "../api/sample.ts";
 import type { NodeView } from "../scheduler/types.ts";
 import type { NodeWindow } from "../scheduler/window.ts";
@@ -14,6 +15,8 @@ export interface NodeSource {
   views(now: number): NodeView[];
   /** The newest sample of the node odop runs on, when there is one (for displays). */
   latest(): NodeSample | undefined;
+  /** OpNode statuses to publish (written at a bounded rate by the engine's OpNodeWriter); absent: none. */
+  opNodes?(now: string): { name: string; status: OpNodeStatus }[];
 }
 
 /** This machine, sampled in-process, through one node window. */

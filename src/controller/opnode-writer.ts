@@ -1,0 +1,86 @@
+/**
+ * Writes OpNode status at a low, bounded rate (DESIGN §3): a node's status is written
+ * when it changed in a way a person would notice (capacity, state, harvestable cores or
+ * memory by more than `memoryStepBytes`) and otherwise only as a heartbeat every
+ * `heartbeatMs`; no node is written more often than every `minIntervalMs`. The fast
+ * data stays in the controller's memory; a 5,000-node cluster stays far from thousands
+ * of writes per second.
+ */
+import type { Logger } from "pino";
+import type { OpNode, OpNodeStatus } from "../api/opnode.ts";
+import { parseQuantity, toUnits } from "../api/quantity.ts";
+import { ConflictError } from "../store/errors.ts";
+import type { Store } from "../store/types.ts";
+import type { Clock } from "./clock.ts";
+import { rfc3339 } from "./conditions.ts";
+
+export type OpNodeWriterOptions = {
+  store: Store;
+  clock: Clock;
+  log: Logger;
+  /** Least time between two writes of one node. Default 10 s. */
+  minIntervalMs?: number;
+  /** A node whose status did not change is written again after this (its heartbeat). Default 60 s. */
+  heartbeatMs?: number;
+};
+
+type Written = { at: number; signature: string };
+
+export class OpNodeWriter {
+  readonly #o: OpNodeWriterOptions;
+  readonly #written = new Map<string, Written>();
+  #busy = false;
+
+  constructor(options: OpNodeWriterOptions) {
+    this.#o = options;
+  }
+
+  /** Writes what is due of `nodes`; one call at a time (a call while one runs is dropped: the next one catches up). */
+  async write(nodes: readonly { name: string; status: OpNodeStatus }[]): Promise<number> {
+    if (this.#busy) return 0;
+    this.#busy = true;
+    let writes = 0;
+    try {
+      const now = this.#o.clock.now();
+      for (const { name, status } of nodes) {
+        const signature = signatureOf(status);
+        const last = this.#written.get(name);
+        const changed = last?.signature !== signature;
+        const age = last === undefined ? Infinity : now - last.at;
+        if (age < (this.#o.minIntervalMs ?? 10_000) || (!changed && age < (this.#o.heartbeatMs ?? 60_000))) continue;
+        try {
+          await this.#put(name, { ...status, lastHeartbeatTime: rfc3339(now) });
+          this.#written.set(name, { at: now, signature });
+          writes++;
+        } catch (error) {
+          this.#o.log.warn({ err: error, node: name }, "could not write OpNode status");
+        }
+      }
+    } finally {
+      this.#busy = false;
+    }
+    return writes;
+  }
+
+  async #put(name: string, status: OpNodeStatus): Promise<void> {
+    const { store } = this.#o;
+    for (let tries = 0; ; tries++) {
+      const existing = await store.get("OpNode", undefined, name);
+      const node: OpNode = existing ?? (await store.create<OpNode>({ apiVersion: "odop.io/v1alpha1", kind: "OpNode", metadata: { name }, spec: { unschedulable: false } }));
+      try {
+        await store.updateStatus<OpNode>({ ...node, status: { ...node.status, ...status } });
+        return;
+      } catch (error) {
+        if (!(error instanceof ConflictError) || tries >= 2) throw error;
+      }
+    }
+  }
+}
+
+/** What makes a status worth writing before its heartbeat: everything but the heartbeat, memory rounded to 256 MiB. */
+function signatureOf(status: OpNodeStatus): string {
+  const { lastHeartbeatTime: _, harvestable, ...rest } = status;
+  const quantity = harvestable === undefined ? undefined : parseQuantity(String(harvestable.memory));
+  const memory = quantity === undefined ? undefined : Math.round(Number(toUnits(quantity)) / 2 ** 28);
+  return JSON.stringify({ ...rest, harvestable: harvestable === undefined ? undefined : { ...harvestable, memory } });
+}
