@@ -13,7 +13,7 @@ import { EmbeddedClient } from "../store/embedded-client.ts";
 import { EmbeddedStore } from "../store/embedded.ts";
 import type { EventRecord, KindName, ObjectOf, ObjectRef } from "../store/types.ts";
 import { acquireLock, chooseRun, lockOwner, runPaths } from "./runs.ts";
-import { age, EXECUTION_HEADERS, executionRow, renderTable, sortExecutions, TASK_HEADERS, taskRow } from "./table.ts";
+import { age, EXECUTION_HEADERS, executionRow, NODE_HEADERS, nodeRow, renderTable, sortExecutions, TASK_HEADERS, taskRow } from "./table.ts";
 
 type Reader = {
   list<K extends KindName>(kind: K): Promise<ObjectOf<K>[]>;
@@ -56,8 +56,13 @@ export async function getCommand(what: string, options: InspectOptions, out: Out
     const executions = sortExecutions(inNamespace(await reader.list("OpExecution")));
     out.write(`${renderTable(EXECUTION_HEADERS, executions.map((e) => executionRow(e, now)))}\n`);
   }
-  if (!["tasks", "optasks", "executions", "opexecutions", "opexec", "all"].includes(what)) {
-    throw new Error(`odop get ${what}: say executions, tasks or all`);
+  if (what === "nodes" || what === "opnodes" || what === "opnode" || what === "all") {
+    if (what === "all") out.write("\n");
+    const nodes = (await reader.list("OpNode")).sort((a, b) => (a.metadata.name ?? "").localeCompare(b.metadata.name ?? ""));
+    out.write(`${renderTable(NODE_HEADERS, nodes.map((n) => nodeRow(n, now)))}\n`);
+  }
+  if (!["tasks", "optasks", "executions", "opexecutions", "opexec", "nodes", "opnodes", "opnode", "all"].includes(what)) {
+    throw new Error(`odop get ${what}: say executions, tasks, nodes or all`);
   }
 }
 
@@ -91,6 +96,7 @@ function describeExecution(e: OpExecution, events: EventRecord[]): string {
     `Started:      ${s.startedAt ?? ""}`,
     `Finished:     ${s.finishedAt ?? ""}`,
     ...(s.backend?.workspace === undefined ? [] : [`Workspace:    ${s.backend.workspace}`]),
+    ...(s.backend?.slurmJobId === undefined ? [] : [`Slurm job:    ${s.backend.slurmJobId}`]),
     ...(s.usage === undefined ? [] : [`Usage:        ${s.usage.cpuSeconds.toFixed(2)} CPU s, ${s.usage.wallSeconds.toFixed(2)} s wall, peak ${(s.usage.peakMemoryBytes / 2 ** 20).toFixed(1)} MiB`]),
     "Stages:",
     renderTable(

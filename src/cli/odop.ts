@@ -98,8 +98,8 @@ const inspect = (cmd: Command) =>
   cmd.option("--run <name>", "the run (default: the only or most recent one)").option("-n, --namespace <ns>", "namespace of the object");
 
 inspect(program.command("get"))
-  .description("List executions, tasks, or all of a run.")
-  .argument("[what]", "executions | tasks | all", "executions")
+  .description("List executions, tasks, nodes, or all of a run.")
+  .argument("[what]", "executions | tasks | nodes | all", "executions")
   .action((what: string, options: InspectOptions) => getCommand(what, options, process.stdout));
 
 inspect(program.command("describe"))

@@ -1,5 +1,6 @@
 /** Plain-text tables as kubectl prints them: upper-case headers, columns padded with spaces. */
 import type { OpExecution } from "../api/opexecution.ts";
+import type { OpNode } from "../api/opnode.ts";
 import type { OpTask } from "../api/optask.ts";
 
 export function renderTable(headers: readonly string[], rows: readonly (readonly string[])[]): string {
@@ -62,4 +63,20 @@ export function sortExecutions(executions: readonly OpExecution[]): OpExecution[
       (b.metadata.creationTimestamp ?? "").localeCompare(a.metadata.creationTimestamp ?? "") ||
       (a.metadata.name ?? "").localeCompare(b.metadata.name ?? ""),
   );
+}
+
+export const NODE_HEADERS = ["NODE", "SOURCE", "CORES", "HARVESTABLE", "MEMORY", "STATE", "HEARTBEAT"] as const;
+
+export function nodeRow(n: OpNode, now: number): string[] {
+  const s = n.status;
+  const heartbeat = Date.parse(s?.lastHeartbeatTime ?? "");
+  return [
+    n.metadata.name ?? "",
+    s?.source ?? "",
+    String(s?.capacity?.cores ?? ""),
+    s?.harvestable === undefined ? "" : `${s.harvestable.cores}${s.harvestable.cpuset === "" ? "" : ` (${s.harvestable.cpuset})`}`,
+    s?.harvestable === undefined ? "" : String(s.harvestable.memory),
+    s?.slurm?.state.join("+") ?? "",
+    Number.isFinite(heartbeat) ? `${age(now - heartbeat)} ago` : "",
+  ];
 }
