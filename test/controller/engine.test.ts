@@ -12,8 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { OpExecution } from "../../src/api/opexecution.ts";
-import type { OpTask } from "../../src/api/optask.ts";
-import { eventually, startEngine, type TestEngine } from "../support/engine.ts";
+import { eventually, manualExecution, phaseIn, startEngine, type TestEngine, testTask } from "../support/engine.ts";
 
 const engines: TestEngine[] = [];
 const children: ChildProcess[] = [];
@@ -24,36 +23,9 @@ afterEach(async () => {
   for (const s of servers.splice(0)) s.close();
 });
 
-function task(name: string, spec: Partial<OpTask["spec"]>): OpTask {
-  return {
-    apiVersion: "odop.io/v1alpha1",
-    kind: "OpTask",
-    metadata: { name, namespace: "default" },
-    spec: {
-      trigger: { manual: {} },
-      run: { command: ["true"] },
-      policy: { priority: 0, onContention: "pause", concurrency: 1 },
-      suspend: false,
-      ...spec,
-    },
-  };
-}
-
-function manual(taskName: string, name: string): OpExecution {
-  return {
-    apiVersion: "odop.io/v1alpha1",
-    kind: "OpExecution",
-    metadata: { name, namespace: "default" },
-    spec: { taskRef: { name: taskName }, executionId: "6f1c2b0e-3d4a-4f5b-8c9d-0e1f2a3b4c5d", trigger: { reason: "Manual" }, action: "Run" },
-  };
-}
-
-async function phaseOf(t: TestEngine, name: string, want: string[], also: (e: OpExecution) => boolean = () => true): Promise<OpExecution> {
-  return eventually(async () => {
-    const e = await t.store.get("OpExecution", "default", name);
-    return e !== undefined && want.includes(e.status?.phase ?? "") && also(e) ? e : undefined;
-  }, `${name} in ${want.join("|")}`);
-}
+const task = testTask;
+const manual = (taskName: string, name: string): OpExecution => manualExecution(taskName, name);
+const phaseOf = (t: TestEngine, name: string, want: string[], also?: (e: OpExecution) => boolean): Promise<OpExecution> => phaseIn(t.store, name, want, also);
 
 /** Running with its processes recorded (the phase is written before the stage starts). */
 const withPids = (e: OpExecution) => (e.status?.backend?.pids ?? []).length > 0;

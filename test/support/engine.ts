@@ -20,6 +20,9 @@ import { UsageTracker } from "../../src/controller/usage.ts";
 import { type MainSelector, Sampler } from "../../src/agent/sampler.ts";
 import { NodeWindow, type WindowConfig } from "../../src/scheduler/window.ts";
 import { EmbeddedStore } from "../../src/store/embedded.ts";
+import type { Store } from "../../src/store/types.ts";
+import type { OpExecution } from "../../src/api/opexecution.ts";
+import type { OpTask } from "../../src/api/optask.ts";
 
 export const ODOP_CLI = join(import.meta.dirname, "../../src/cli/odop.ts");
 
@@ -100,6 +103,44 @@ export async function eventually<T>(get: () => Promise<T | undefined> | T | unde
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ""}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** A manual OpTask in namespace default with `spec` over test defaults (run `true`, pause on contention, one at a time). */
+export function testTask(name: string, spec: Partial<OpTask["spec"]>): OpTask {
+  return {
+    apiVersion: "odop.io/v1alpha1",
+    kind: "OpTask",
+    metadata: { name, namespace: "default" },
+    spec: {
+      trigger: { manual: {} },
+      run: { command: ["true"] },
+      policy: { priority: 0, onContention: "pause", concurrency: 1 },
+      suspend: false,
+      ...spec,
+    },
+  };
+}
+
+/** An OpExecution of `taskName` as a person creates one (action Run). */
+export function manualExecution(taskName: string, name: string, executionId = "6f1c2b0e-3d4a-4f5b-8c9d-0e1f2a3b4c5d"): OpExecution {
+  return {
+    apiVersion: "odop.io/v1alpha1",
+    kind: "OpExecution",
+    metadata: { name, namespace: "default" },
+    spec: { taskRef: { name: taskName }, executionId, trigger: { reason: "Manual" }, action: "Run" },
+  };
+}
+
+/** Waits until execution `name` (namespace default) is in one of the phases `want` and `also` holds. */
+export function phaseIn(store: Store, name: string, want: string[], also: (e: OpExecution) => boolean = () => true, timeoutMs = 20_000): Promise<OpExecution> {
+  return eventually(
+    async () => {
+      const e = await store.get("OpExecution", "default", name);
+      return e !== undefined && want.includes(e.status?.phase ?? "") && also(e) ? e : undefined;
+    },
+    `${name} in ${want.join("|")}`,
+    timeoutMs,
+  );
 }
 
 let idle: ChildProcess | undefined;

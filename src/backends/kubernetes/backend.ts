@@ -48,6 +48,7 @@ import { formatCpuset } from "../../api/cpuset.ts";
 import type { StageName } from "../../api/opexecution.ts";
 import { AlreadyExistsError } from "../../store/errors.ts";
 import type { BackoffOptions, Informer } from "../../store/kubernetes-informer.ts";
+import { StageNotStartedError, StageStillStoppingError } from "../errors.ts";
 import type { Backend, StagePlan, StageRef, StageState } from "../types.ts";
 import type { AgentClient } from "./agent-client.ts";
 import { ANNOTATIONS, buildStagePod, LABELS, type Pinning, STAGE_CONTAINERS, stagePodName, type WorkspaceVolume } from "./pod-spec.ts";
@@ -88,15 +89,8 @@ export type KubernetesBackendDeps = {
 };
 
 /** stop() gave up waiting: the pod is still there (its node may be unreachable). Retry later. */
-export class PodStillTerminatingError extends Error {
+export class PodStillTerminatingError extends StageStillStoppingError {
   override name = "PodStillTerminatingError";
-  readonly transient = true;
-}
-
-/** pause() found the stage's container not started yet. Retry later. */
-export class StageNotStartedError extends Error {
-  override name = "StageNotStartedError";
-  readonly transient = true;
 }
 
 type Where = { namespace: string; execution: string; pod: string; key: string };

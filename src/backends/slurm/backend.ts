@@ -43,6 +43,7 @@ import type { Logger } from "pino";
 import { parseDuration } from "../../api/duration.ts";
 import { STAGES, type StageName } from "../../api/opexecution.ts";
 import { parseQuantity, toUnits } from "../../api/quantity.ts";
+import { StageNotStartedError, StageStillStoppingError } from "../errors.ts";
 import type { Backend, StagePlan, StageRef, StageState } from "../types.ts";
 import { type AttemptRecord, observeStage } from "./observation.ts";
 import type { JobSubmission, SlurmApi, SlurmJob } from "./rest/types.ts";
@@ -69,18 +70,6 @@ export type SlurmBackendDeps = {
   /** How long stop() waits for Slurm to report the job ended. Default 60 s. */
   stopTimeoutMs?: number;
 };
-
-/** pause() found the stage not started yet. Retry later. */
-export class StageNotStartedError extends Error {
-  override name = "StageNotStartedError";
-  readonly transient = true;
-}
-
-/** stop() gave up waiting for the job to end. Retry later. */
-export class JobStillRunningError extends Error {
-  override name = "JobStillRunningError";
-  readonly transient = true;
-}
 
 const MARK = { job: "job.json", submitting: "submitting", paused: "paused", stopped: "stopped" } as const;
 const ENDED_JOB = new Set(["COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "DEADLINE", "OUT_OF_MEMORY"]);
@@ -170,7 +159,7 @@ export class SlurmBackend implements Backend {
     for (;;) {
       const now = await this.#d.api.job(jobId);
       if (now === undefined || (ENDED_JOB.has(now.state) && !now.flags.includes("COMPLETING"))) break;
-      if (Date.now() >= deadline) throw new JobStillRunningError(`Slurm job ${jobId} is still ${now.state} ${Math.round(timeoutMs / 1000)} s after it was cancelled`);
+      if (Date.now() >= deadline) throw new StageStillStoppingError(`Slurm job ${jobId} is still ${now.state} ${Math.round(timeoutMs / 1000)} s after it was cancelled`);
       await sleep(Math.min(250, this.#d.pollMs ?? 500));
     }
     this.#d.log.info({ execution: ref.execution, jobId }, "slurm job cancelled");

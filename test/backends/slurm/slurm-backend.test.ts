@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { OpExecution } from "../../../src/api/opexecution.ts";
 import type { OpTask } from "../../../src/api/optask.ts";
-import { eventually } from "../../support/engine.ts";
+import { eventually, manualExecution, phaseIn, testTask } from "../../support/engine.ts";
 import { type SlurmCluster, sharedDir, startSlurm } from "../../support/slurm.ts";
 import { type SlurmTestEngine, startSlurmEngine } from "../../support/slurm-engine.ts";
 
@@ -36,43 +36,12 @@ async function engine(options: { root?: string; restUrl?: string } = {}): Promis
   return t;
 }
 
-function task(name: string, spec: Partial<OpTask["spec"]>): OpTask {
-  return {
-    apiVersion: "odop.io/v1alpha1",
-    kind: "OpTask",
-    metadata: { name, namespace: "default" },
-    spec: {
-      trigger: { manual: {} },
-      backend: "slurm",
-      run: { script: "true" },
-      policy: { priority: 0, onContention: "pause", concurrency: 1 },
-      suspend: false,
-      ...spec,
-    },
-  };
-}
+const task = (name: string, spec: Partial<OpTask["spec"]>): OpTask => testTask(name, { backend: "slurm", run: { script: "true" }, ...spec });
 
 let ids = 0;
-function manual(taskName: string, name: string): OpExecution {
-  ids++;
-  return {
-    apiVersion: "odop.io/v1alpha1",
-    kind: "OpExecution",
-    metadata: { name, namespace: "default" },
-    spec: { taskRef: { name: taskName }, executionId: `6f1c2b0e-3d4a-4f5b-8c9d-${String(ids).padStart(12, "0")}`, trigger: { reason: "Manual" }, action: "Run" },
-  };
-}
-
-async function phaseOf(t: SlurmTestEngine, name: string, want: string[], also: (e: OpExecution) => boolean = () => true, timeoutMs = 40_000): Promise<OpExecution> {
-  return eventually(
-    async () => {
-      const e = await t.store.get("OpExecution", "default", name);
-      return e !== undefined && want.includes(e.status?.phase ?? "") && also(e) ? e : undefined;
-    },
-    `${name} in ${want.join("|")}`,
-    timeoutMs,
-  );
-}
+/** Each execution its own uid, as in a real cluster (the job's comment carries it). */
+const manual = (taskName: string, name: string): OpExecution => manualExecution(taskName, name, `6f1c2b0e-3d4a-4f5b-8c9d-${String(++ids).padStart(12, "0")}`);
+const phaseOf = (t: SlurmTestEngine, name: string, want: string[], also?: (e: OpExecution) => boolean): Promise<OpExecution> => phaseIn(t.store, name, want, also, 40_000);
 
 /** Slurm's own view of a job, from scontrol (not from odop's client). */
 function scontrolJob(jobId: number): Record<string, string> {
