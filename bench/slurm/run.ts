@@ -64,17 +64,19 @@ const rate = (n: number, elapsedMs: number) => `${(n / (elapsedMs / 1000)).toFix
 /** Runs a command to its end (bounded); rejects with its stderr when it fails. */
 function command(cmd: string, args: string[], env: NodeJS.ProcessEnv, input?: string, timeoutMs = 30_000): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env, stdio: ["pipe", "pipe", "pipe"], timeout: timeoutMs, killSignal: "SIGKILL" });
+    const child = spawn(cmd, args, { env, stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"], timeout: timeoutMs, killSignal: "SIGKILL" });
     let stdout = "";
     let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
-    child.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
+    child.stdout?.setEncoding("utf8").on("data", (c: string) => (stdout += c));
+    child.stderr?.setEncoding("utf8").on("data", (c: string) => (stderr += c));
     child.on("error", reject);
     child.on("close", (code, sig) => {
       if (code === 0) resolve(stdout);
       else reject(new Error(`${cmd} ${args.join(" ")}: ${sig === null ? `exit ${String(code)}` : `killed by ${sig} (timeout ${String(timeoutMs)} ms?)`}: ${stderr.trim()}`));
     });
-    child.stdin.end(input ?? "");
+    // A command that exits before reading its input must not crash the bench (EPIPE).
+    child.stdin?.on("error", () => {});
+    child.stdin?.end(input);
   });
 }
 

@@ -211,7 +211,7 @@ export class SlurmBackend implements Backend {
       script,
       workingDirectory: workspace,
       standardOutput: join(dir, "job.out"),
-      environment: plan.env,
+      environment: jobEnvironment(plan.env),
       ...(plan.node === "" ? {} : { requiredNodes: plan.node }),
       ...(d.partition === undefined ? {} : { partition: d.partition }),
       ...(d.account === undefined ? {} : { account: d.account }),
@@ -337,6 +337,15 @@ export class SlurmBackend implements Backend {
       for (const listener of this.#listeners) listener(ref);
     }
   }
+}
+
+/**
+ * The job's environment: the stage's, without SLURM_* variables. slurmd sets the job's
+ * own; a submitter's (odop running inside an allocation, or SLURM_JWT, a credential)
+ * would leak and mislead srun in the job (with SLURM_JWT set, srun authenticates with it).
+ */
+export function jobEnvironment(env: Readonly<Record<string, string>>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith("SLURM_")));
 }
 
 /** The comment that identifies an attempt's job: the execution's uid, name and attempt (no spaces: `scontrol -o` splits on them). */
