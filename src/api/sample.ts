@@ -41,5 +41,28 @@ export const NodeSample = z.strictObject({
     /** Cores' worth of CPU the main application used over the interval. */
     cpu: z.number().min(0),
   }),
+  /** Disk and network throughput of the whole node over the interval (agents; absent when not measured). */
+  io: z
+    .strictObject({
+      diskReadBytesPerSecond: z.number().min(0),
+      diskWriteBytesPerSecond: z.number().min(0),
+      networkReceiveBytesPerSecond: z.number().min(0),
+      networkTransmitBytesPerSecond: z.number().min(0),
+    })
+    .optional(),
+  /** GPUs (NVIDIA through nvidia-smi); absent when the node has none or they cannot be read. */
+  gpus: z
+    .array(
+      z.strictObject({
+        /** Index as nvidia-smi numbers it. */
+        id: z.int().min(0).max(1024),
+        /** Share of the interval the GPU was busy, 0..1. */
+        utilization: z.number().min(0).max(1),
+        memoryUsedBytes: z.number().int().min(0),
+        memoryTotalBytes: z.number().int().min(0),
+      }),
+    )
+    .max(1024)
+    .optional(),
 });
 export type NodeSample = z.infer<typeof NodeSample>;

@@ -46,6 +46,8 @@ export type EngineOptions = {
   watch?: (paths: string[], onChange: () => void) => Unsubscribe;
   /** Whether this engine sees the trigger files (false for a cluster controller). */
   seesTriggerFiles?: boolean;
+  /** Least time between two OpNode status writes of one node (default 10 s); see OpNodeWriter. */
+  nodeStatusIntervalMs?: number;
   /** Told about every reconcile (metrics). */
   onReconcile?: (kind: "OpTask" | "OpExecution", seconds: number, ok: boolean) => void;
 };
@@ -94,7 +96,12 @@ export class Engine {
       // File triggers look every interval: reading the cache spares a copy of every execution each time.
       executionsIn: (namespace) => [...this.#executions.values()].filter((e) => (e.metadata.namespace ?? "default") === namespace),
     });
-    this.#opNodes = new OpNodeWriter({ store: options.store, clock: options.clock, log: options.log });
+    this.#opNodes = new OpNodeWriter({
+      store: options.store,
+      clock: options.clock,
+      log: options.log,
+      ...(options.nodeStatusIntervalMs === undefined ? {} : { minIntervalMs: options.nodeStatusIntervalMs }),
+    });
     this.#executionReconciler = new ExecutionReconciler({
       store: options.store,
       backend: options.backend,
