@@ -1,15 +1,17 @@
 #!/usr/bin/env node
-/** The `odop` command. Each subcommand lives in its own module; this file only wires them. */
+/**
+ * The `odop` command. Each subcommand lives in its own module; this file only wires them,
+ * and loads a subcommand's module when it runs: `odop agent` and `odop stage` run
+ * everywhere and often, and must not pay for the Kubernetes client they never use.
+ */
 import { text } from "node:stream/consumers";
 import { Command, InvalidArgumentError } from "commander";
 import pkg from "../../package.json" with { type: "json" };
-import { runStageSpec } from "../staging/stage-spec.ts";
-import { controllerCommand } from "./controller.ts";
 import type { ControllerFlags } from "./controller-config.ts";
-import { crdStream, writeCrds } from "./crds.ts";
-import { actionCommand, describeCommand, getCommand, type InspectOptions, logsCommand } from "./inspect.ts";
-import { type RunOptions, runCommand } from "./run.ts";
-import { validatePaths } from "./validate.ts";
+import type { InspectOptions } from "./inspect.ts";
+import type { RunOptions } from "./run.ts";
+
+const inspect$ = () => import("./inspect.ts");
 
 const program = new Command("odop")
   .description("Run data operations opportunistically on the idle cores, memory and GPUs of HPC-adjacent clusters.")
@@ -22,6 +24,7 @@ program
   .requiredOption("-f, --filename <paths...>", "files or folders of YAML/JSON manifests; - reads stdin")
   .option("-q, --quiet", "print problems only")
   .action(async (options: { filename: string[]; quiet?: boolean }) => {
+    const { validatePaths } = await import("./validate.ts");
     const report = await validatePaths(options.filename, () => text(process.stdin));
     for (const line of report.lines) process.stdout.write(`${line}\n`);
     const valid = report.documents - report.invalid;
@@ -39,10 +42,10 @@ program
   .option("-w, --write <folder>", "write one file per CRD into this folder")
   .action(async (options: { write?: string }) => {
     if (options.write === undefined) {
-      process.stdout.write(crdStream());
+      process.stdout.write((await import("./crds.ts")).crdStream());
       return;
     }
-    for (const path of await writeCrds(options.write)) process.stderr.write(`wrote ${path}\n`);
+    for (const path of await (await import("./crds.ts")).writeCrds(options.write)) process.stderr.write(`wrote ${path}\n`);
   });
 
 program
@@ -74,6 +77,7 @@ program
   )
   .action(async (path: string, command: string[], options: RunOptions & { table: boolean }) => {
     const { table, ...rest } = options;
+    const { runCommand } = await import("./run.ts");
     process.exitCode = await runCommand(path, command, table ? rest : { ...rest, table: false }, process.stdout, process.stderr);
   });
 
@@ -91,6 +95,7 @@ program
   .option("--cleanup <policy>", "pods of ended executions: delete-on-success (default) or keep (ODOP_CLEANUP)")
   .action(async (flags: ControllerFlags) => {
     // Exit once it has stopped cleanly: retry timers of clients that were cut off must not keep it alive.
+    const { controllerCommand } = await import("./controller.ts");
     process.exit(await controllerCommand(flags, process.stderr));
   });
 
@@ -100,12 +105,12 @@ const inspect = (cmd: Command) =>
 inspect(program.command("get"))
   .description("List executions, tasks, nodes, or all of a run.")
   .argument("[what]", "executions | tasks | nodes | all", "executions")
-  .action((what: string, options: InspectOptions) => getCommand(what, options, process.stdout));
+  .action(async (what: string, options: InspectOptions) => (await inspect$()).getCommand(what, options, process.stdout));
 
 inspect(program.command("describe"))
   .description("Show an execution or a task in detail, with its conditions and events.")
   .argument("<name>")
-  .action((name: string, options: InspectOptions) => describeCommand(name, options, process.stdout));
+  .action(async (name: string, options: InspectOptions) => (await inspect$()).describeCommand(name, options, process.stdout));
 
 inspect(program.command("logs"))
   .description("Print a stage's output (stdout and stderr).")
@@ -114,7 +119,7 @@ inspect(program.command("logs"))
   .option("--attempt <n>", "which attempt (default: the latest)", (v) => Number(v))
   .option("-f, --follow", "keep printing what the stage writes")
   .option("--cluster", "read the stage pod's log from the cluster KUBECONFIG names (odop controller), not from a local run")
-  .action((name: string, options: InspectOptions & { stage: string; attempt?: number; follow?: boolean; cluster?: boolean }) => logsCommand(name, options, process.stdout));
+  .action(async (name: string, options: InspectOptions & { stage: string; attempt?: number; follow?: boolean; cluster?: boolean }) => (await inspect$()).logsCommand(name, options, process.stdout));
 
 for (const [verb, what] of [
   ["pause", "Pause an execution (SIGSTOP to its stage); it keeps its cores."],
@@ -125,7 +130,7 @@ for (const [verb, what] of [
   inspect(program.command(verb))
     .description(what)
     .argument("<execution>")
-    .action((name: string, options: InspectOptions) => actionCommand(verb, name, options, process.stdout));
+    .action(async (name: string, options: InspectOptions) => (await inspect$()).actionCommand(verb, name, options, process.stdout));
 }
 
 program
@@ -133,6 +138,7 @@ program
   .description("Run a configure or publish stage from its spec file (started by backends, not by people).")
   .argument("<spec>", "the stage spec JSON file")
   .action(async (spec: string) => {
+    const { runStageSpec } = await import("../staging/stage-spec.ts");
     process.exitCode = await runStageSpec(spec, { stdout: process.stdout, stderr: process.stderr });
   });
 
