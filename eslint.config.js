@@ -53,7 +53,8 @@ export default defineConfig(
   layer(["src/scheduler/**"], [
     { group: ["../*", "!../api"], message: "the scheduler is pure: it imports src/api only" },
   ]),
-  layer(["src/controller/**", "src/agent/**", "src/staging/**"], [cli, kubeClient]),
+  layer(["src/controller/**", "src/staging/**"], [cli, kubeClient]),
+  layer(["src/agent/**"], [cli, kubeClient, { group: ["../*", "!../api"], message: "the agent runs on every node: it imports src/api only" }]),
   layer(["src/deploy/**"], [
     {
       group: ["../cli/*", "../controller/*", "../store/*", "../backends/*", "../scheduler/*", "../agent/*", "../staging/*"],

@@ -10,7 +10,7 @@
 import { type Dirent, readFileSync, readdirSync, statSync } from "node:fs";
 import { join, normalize } from "node:path";
 
-interface CgroupMount {
+export interface CgroupMount {
   /** Where the hierarchy is mounted, e.g. /sys/fs/cgroup or /sys/fs/cgroup/cpu,cpuacct. */
   path: string;
   version: 1 | 2;
@@ -30,7 +30,7 @@ function unescapeMountPath(path: string): string {
  * then the v1 hierarchies holding cpu or cpuacct (where schedulers put jobs for CPU
  * accounting), then the other v1 hierarchies (cpuset, memory, pids, ...).
  */
-function cgroupMounts(): CgroupMount[] {
+export function cgroupMounts(): CgroupMount[] {
   if (mounts !== undefined) return mounts;
   const found: CgroupMount[] = [];
   for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {

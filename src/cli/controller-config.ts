@@ -24,6 +24,8 @@ export const ControllerConfig = z
       z.strictObject({ kind: z.literal("pvc"), claimName: DnsLabel }),
     ]),
     httpPort: z.int().min(0).max(65_535),
+    /** Where node agents push samples; 0: no agents (the requests-based node view only). */
+    ingestPort: z.int().min(0).max(65_535),
     workers: z.int().min(1).max(64),
     cleanup: z.enum(["delete-on-success", "keep"]),
     statePath: z.string().min(1),
@@ -41,6 +43,7 @@ export type ControllerFlags = Partial<{
   workspace: string;
   workspaceClaim: string;
   httpPort: string;
+  ingestPort: string;
   workers: string;
   cleanup: string;
 }>;
@@ -54,6 +57,7 @@ const SOURCES = {
   workspace: ["ODOP_WORKSPACE", "--workspace"],
   workspaceClaim: ["ODOP_WORKSPACE_CLAIM", "--workspace-claim"],
   httpPort: ["ODOP_HTTP_PORT", "--http-port"],
+  ingestPort: ["ODOP_INGEST_PORT", "--ingest-port"],
   workers: ["ODOP_WORKERS", "--workers"],
   cleanup: ["ODOP_CLEANUP", "--cleanup"],
 } as const;
@@ -94,6 +98,10 @@ export function loadControllerConfig(env: NodeJS.ProcessEnv, flags: ControllerFl
   const claim = raw("workspaceClaim");
   if (workspaceKind === "pvc" && claim.value === undefined) problems.push(`${claim.from}: required when the workspace is pvc (the claim stage pods mount)`);
   const httpPort = parse("httpPort", int("the HTTP port", 0, 65_535), "8080");
+  const ingestPort = parse("ingestPort", int("the agents' ingest port", 0, 65_535), "0");
+  if (ingestPort !== undefined && ingestPort > 0 && !env["ODOP_AGENT_TOKEN_FILE"] && !env["ODOP_AGENT_TOKEN"]) {
+    problems.push(`ODOP_AGENT_TOKEN_FILE or ODOP_AGENT_TOKEN: the agents' bearer token is required while ${SOURCES.ingestPort.join(" / ")} is not 0`);
+  }
   const workers = parse("workers", int("workers", 1, 64), "4");
   const cleanup = parse("cleanup", z.enum(["delete-on-success", "keep"], { error: "the cleanup policy is delete-on-success or keep" }), "delete-on-success");
   if (problems.length > 0) return { ok: false, problems };
@@ -107,6 +115,7 @@ export function loadControllerConfig(env: NodeJS.ProcessEnv, flags: ControllerFl
     ...(podTemplates === undefined ? {} : { podTemplates }),
     workspace: workspaceKind === "pvc" ? { kind: "pvc", claimName: claim.value } : { kind: "emptyDir" },
     httpPort,
+    ingestPort,
     workers,
     cleanup,
     statePath: env["ODOP_PATH"] ?? "/var/lib/odop",

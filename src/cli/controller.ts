@@ -10,7 +10,8 @@
  * and releases the Lease for a fast hand-over.
  */
 import { KubeConfig } from "@kubernetes/client-node";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import pino from "pino";
 import pkg from "../../package.json" with { type: "json" };
 import { httpAgentClient } from "../backends/kubernetes/agent-client.ts";
@@ -22,7 +23,12 @@ import { serveHealth } from "../controller/health-server.ts";
 import { ControllerMetrics } from "../controller/metrics.ts";
 import { notifierFor } from "../controller/notifier.ts";
 import { StagePlanner } from "../controller/stage-plans.ts";
-import { localFileProbe } from "../controller/triggers/file-probe.ts";
+import { localFileProbe } from "../agent/file-probe.ts";
+import { AgentFileProbe } from "../controller/ingest/agent-file-probe.ts";
+import { AgentNodeSource } from "../controller/ingest/agent-nodes.ts";
+import { startIngestServer } from "../controller/ingest/server.ts";
+import type { WatchRequest } from "../api/agent-push.ts";
+import type { OpTask } from "../api/optask.ts";
 import { loadNotifyKey } from "../staging/notify.ts";
 import { KubernetesStore } from "../store/kubernetes.ts";
 import { KubernetesNodeSource } from "../store/kubernetes-nodes.ts";
@@ -55,6 +61,13 @@ export async function controllerCommand(flags: ControllerFlags, err: Out): Promi
 
   const store = new KubernetesStore({ kubeConfig, log, ...(namespace === undefined ? {} : { namespace }) });
   const nodes = new KubernetesNodeSource(kubeConfig, log);
+  // Agents' samples replace the requests-based view node by node, and their folder reports feed file triggers.
+  const late: { engine?: Engine } = {}; // the engine is made below, with these nodes
+  const agentNodes = config.ingestPort === 0 ? undefined : new AgentNodeSource({ watchFor: () => triggerFolders(late.engine?.tasks() ?? []), fallback: nodes });
+  const ingest =
+    agentNodes === undefined
+      ? undefined
+      : await startIngestServer({ host: "0.0.0.0", port: config.ingestPort, token: agentToken(process.env), onPush: (push, at) => agentNodes.take(push, at), log: log.child({ component: "ingest" }) });
   const backend = new KubernetesBackend({
     kubeConfig,
     log,
@@ -80,13 +93,14 @@ export async function controllerCommand(flags: ControllerFlags, err: Out): Promi
     clock: systemClock,
     log,
     notifier: notifierFor(store, notifyKey, log),
-    files: localFileProbe,
-    seesTriggerFiles: false,
-    nodes,
+    files: agentNodes === undefined ? localFileProbe : new AgentFileProbe(agentNodes),
+    seesTriggerFiles: agentNodes !== undefined,
+    nodes: agentNodes ?? nodes,
     workers: config.workers,
     sampleIntervalMs: SAMPLE_INTERVAL_MS,
     onReconcile: (kind, seconds, ok) => metrics.reconciled(kind, seconds, ok),
   });
+  late.engine = engine;
   const metrics = new ControllerMetrics({ queueDepth: () => engine.queueDepth, phases: () => engine.phaseCounts(), leading: () => leading });
   const started = Date.now();
   // Ready once the API server answered a full list (the pod informer synced).
@@ -143,6 +157,7 @@ export async function controllerCommand(flags: ControllerFlags, err: Out): Promi
       await backend.close();
       templates?.stop();
       nodes.close();
+      await ingest?.close();
       await store.close();
       server.close();
       log.info({ code }, "odop controller stopped");
@@ -154,4 +169,28 @@ export async function controllerCommand(flags: ControllerFlags, err: Out): Promi
     if (elector === undefined) engine.start();
     else elector.start();
   });
+}
+
+/** The folders of the tasks' file triggers: every agent watches them (a folder missing on a node is reported as such). */
+function triggerFolders(tasks: readonly OpTask[]): WatchRequest[] {
+  const seen = new Map<string, WatchRequest>();
+  for (const t of tasks) {
+    const { fileIn, fileUpdated } = t.spec.trigger;
+    const request = fileIn !== undefined ? { folder: fileIn.path, pattern: fileIn.pattern } : fileUpdated !== undefined ? { folder: dirname(fileUpdated.path), pattern: basename(fileUpdated.path) } : undefined;
+    if (request !== undefined) seen.set(`${request.folder}\u0000${request.pattern}`, request);
+  }
+  return [...seen.values()].slice(0, 256);
+}
+
+/** The agents' bearer token: a file read on every push (a rotated Secret applies), else ODOP_AGENT_TOKEN. */
+function agentToken(env: NodeJS.ProcessEnv): () => string | undefined {
+  const file = env["ODOP_AGENT_TOKEN_FILE"];
+  if (file === undefined || file === "") return () => env["ODOP_AGENT_TOKEN"] || undefined;
+  return () => {
+    try {
+      return readFileSync(file, "utf8").trim() || undefined;
+    } catch {
+      return undefined;
+    }
+  };
 }

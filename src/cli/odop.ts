@@ -7,6 +7,7 @@
 import { text } from "node:stream/consumers";
 import { Command, InvalidArgumentError } from "commander";
 import pkg from "../../package.json" with { type: "json" };
+import type { AgentFlags } from "./agent.ts";
 import type { ControllerFlags } from "./controller-config.ts";
 import type { InspectOptions } from "./inspect.ts";
 import type { RunOptions } from "./run.ts";
@@ -71,6 +72,10 @@ program
   .option("--slurm-partition <name>", "partition for odop's jobs (default: Slurm's)")
   .option("--slurm-account <name>", "account for odop's jobs")
   .option("--slurm-qos <name>", "QOS for odop's jobs")
+  .option("--listen <host:port>", "take node agents' samples here instead of sampling this machine in-process (ODOP_LISTEN)")
+  .option("--agent-token-file <file>", "the agents' bearer token, read on every push (ODOP_AGENT_TOKEN_FILE; or ODOP_AGENT_TOKEN)")
+  .option("--stale-after <duration>", "an agent silent this long makes its node stale: no new placements", "10s")
+  .option("--node-status-interval <duration>", "least time between two OpNode status writes of a node", "10s")
   .addHelpText(
     "after",
     "\nExamples:\n  odop run examples/local -- examples/local/simulation.sh\n  odop run tasks/ --main-pid $(pgrep -f cesm)\n  SLURM_JWT=$(scontrol token | cut -d= -f2) odop run tasks/ --backend slurm --slurmrestd http://slurm-head:6820\n\nExit code: 0 when no execution failed, 1 when one did, 2 for bad input, 130 when interrupted.",
@@ -79,6 +84,30 @@ program
     const { table, ...rest } = options;
     const { runCommand } = await import("./run.ts");
     process.exitCode = await runCommand(path, command, table ? rest : { ...rest, table: false }, process.stdout, process.stderr);
+  });
+
+program
+  .command("agent")
+  .description("Sample this node every interval (per-core load, memory, I/O, GPUs, the main application) and push it to the controller.")
+  .option("--controller <url>", "the controller's agent endpoint, e.g. http://head:8470 (ODOP_CONTROLLER_URL)")
+  .option("--token-file <file>", "file holding the bearer token, read again when it changes (ODOP_AGENT_TOKEN_FILE; or the token in ODOP_AGENT_TOKEN)")
+  .option("--ca-file <file>", "CA certificate of an https controller")
+  .option("--node <name>", "node name in samples (ODOP_NODE_NAME; default SLURMD_NODENAME, else the host name)")
+  .option("--interval <duration>", "sampling interval", "1s")
+  .option("--buffer <samples>", "samples kept while the controller is unreachable (oldest dropped first)")
+  .option("--main-slurm-job <id>", "the main application is this Slurm job's processes")
+  .option("--main-pid-file <file>", "the main application is the process in this pid file, and its children")
+  .option("--main-command <regex>", "the main application is the processes whose command line matches")
+  .option("--main-cgroup <path>", "the main application is the processes of this cgroup v2")
+  .option("--main-kubernetes-pods", "the main application is every pod container on this node that odop did not start")
+  .option("--freezer-listen <host:port>", "serve the freezer API that pauses the Kubernetes backend's stage pods (ODOP_FREEZER_LISTEN)")
+  .option("--freezer-tls-cert <file>", "TLS certificate for the freezer API")
+  .option("--freezer-tls-key <file>", "TLS key for the freezer API")
+  .option("--gpu <auto|off>", "sample NVIDIA GPUs through nvidia-smi when it is on PATH (auto)")
+  .addHelpText("after", "\nExample:\n  ODOP_AGENT_TOKEN_FILE=/etc/odop/token odop agent --controller http://head:8470 --main-slurm-job $SLURM_JOB_ID")
+  .action(async (flags: AgentFlags) => {
+    const { agentCommand } = await import("./agent.ts");
+    process.exitCode = await agentCommand(flags, process.stderr);
   });
 
 program
@@ -91,6 +120,7 @@ program
   .option("--workspace <kind>", "emptyDir or pvc (ODOP_WORKSPACE)")
   .option("--workspace-claim <name>", "the PVC stage pods mount when the workspace is pvc (ODOP_WORKSPACE_CLAIM)")
   .option("--http-port <port>", "serves /healthz, /readyz and /metrics (ODOP_HTTP_PORT)")
+  .option("--ingest-port <port>", "node agents push samples here; default 0: no agents (ODOP_INGEST_PORT, e.g. 8470; token in ODOP_AGENT_TOKEN_FILE or ODOP_AGENT_TOKEN)")
   .option("--workers <n>", "reconciles at once (ODOP_WORKERS)")
   .option("--cleanup <policy>", "pods of ended executions: delete-on-success (default) or keep (ODOP_CLEANUP)")
   .action(async (flags: ControllerFlags) => {

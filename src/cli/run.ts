@@ -21,7 +21,7 @@ import { Engine } from "../controller/engine.ts";
 import { executionName } from "../controller/names.ts";
 import { notifierFor } from "../controller/notifier.ts";
 import { StagePlanner } from "../controller/stage-plans.ts";
-import { localFileProbe } from "../controller/triggers/file-probe.ts";
+import { localFileProbe } from "../agent/file-probe.ts";
 import { LocalNodeSource } from "../controller/node-source.ts";
 import { UsageTracker } from "../controller/usage.ts";
 import { watchPaths } from "../controller/watch-files.ts";
@@ -36,6 +36,9 @@ import { attach, launchOrAdopt, type MainApplication } from "./main-app.ts";
 import { parseDocuments, readSources } from "./manifests.ts";
 import { acquireLock, runNameFor, runPaths } from "./runs.ts";
 import { type SlurmFlags, type SlurmParts, slurmParts } from "./slurm-setup.ts";
+import { AgentNodeSource } from "../controller/ingest/agent-nodes.ts";
+import { type IngestServer, startIngestServer } from "../controller/ingest/server.ts";
+import { readFileSync } from "node:fs";
 
 export type RunOptions = {
   mainPid?: number;
@@ -49,6 +52,11 @@ export type RunOptions = {
   table?: boolean;
   /** Where stages run: local processes (default) or Slurm jobs through slurmrestd. */
   backend?: string;
+  /** host:port where node agents push samples; absent: this machine is sampled in-process only. */
+  listen?: string;
+  agentTokenFile?: string;
+  staleAfter?: string;
+  nodeStatusInterval?: string;
 } & SlurmFlags;
 
 type Out = NodeJS.WriteStream;
@@ -72,6 +80,11 @@ export async function runCommand(path: string, command: readonly string[], optio
     return 2;
   }
   const reclaimOn: "raw" | "smoothed" = options.reclaim;
+  const agents = agentSettings(options, process.env);
+  if (typeof agents === "string") {
+    err.write(`${agents}\n`);
+    return 2;
+  }
   const backendKind = options.backend ?? "local";
   if (backendKind !== "local" && backendKind !== "slurm") {
     err.write(`--backend is local or slurm (got ${backendKind}); the kubernetes backend runs in odop controller\n`);
@@ -134,6 +147,20 @@ export async function runCommand(path: string, command: readonly string[], optio
       return 2;
     }
   }
+  const windowConfig = { holdMs, idleThreshold, busyThreshold, reclaimOn };
+  const ownNodes = slurm?.nodes ?? new LocalNodeSource(new NodeWindow({ name: node, config: windowConfig }), () => sampler.sample());
+  // With agents, their samples replace the in-process view node by node (this machine's too, when an agent runs here).
+  const agentNodes = agents === undefined ? undefined : new AgentNodeSource({ watchFor: () => [], fallback: ownNodes, staleAfterMs: agents.staleAfterMs, window: windowConfig });
+  let ingest: IngestServer | undefined;
+  if (agents !== undefined && agentNodes !== undefined) {
+    try {
+      ingest = await startIngestServer({ host: agents.host, port: agents.port, token: agents.token, onPush: (push, at) => agentNodes.take(push, at), log: log.child({ component: "ingest" }) });
+    } catch (error) {
+      err.write(`--listen ${options.listen ?? ""}: cannot listen: ${(error as Error).message}\n`);
+      release();
+      return 2;
+    }
+  }
   const engine = new Engine({
     store,
     backend: slurm?.backend ?? new LocalBackend({ stateRoot: paths.executions, priority: await detectPriority() }),
@@ -142,8 +169,9 @@ export async function runCommand(path: string, command: readonly string[], optio
     log,
     notifier: notifierFor(store, notifyKey, log),
     files: localFileProbe,
-    nodes: slurm?.nodes ?? new LocalNodeSource(new NodeWindow({ name: node, config: { holdMs, idleThreshold, busyThreshold, reclaimOn } }), () => sampler.sample()),
+    nodes: agentNodes ?? ownNodes,
     usage,
+    ...(agents === undefined ? {} : { nodeStatusIntervalMs: agents.nodeStatusIntervalMs }),
     sampleIntervalMs: intervalMs,
     watch: watchPaths,
   });
@@ -153,6 +181,7 @@ export async function runCommand(path: string, command: readonly string[], optio
   });
   engine.start();
   out.write(`odop run ${paths.name}: ${manifests.tasks.length} task(s), state in ${paths.root}\n`);
+  if (ingest !== undefined) out.write(`node agents: push to ${ingest.url} (POST /v1/samples)\n`);
   if (main?.launched === true) out.write(`main application: pid ${main.pid}, output in ${resolve(paths.root, "main")}.out/.err\n`);
 
   const view =
@@ -199,6 +228,7 @@ export async function runCommand(path: string, command: readonly string[], optio
   if (interrupted) err.write("\nstopping: running stages are stopped, their executions run again next time\n");
   await engine.stop({ interrupt: interrupted });
   slurm?.backend.close();
+  await ingest?.close();
   view();
   server.close();
   const executions = await store.list("OpExecution");
@@ -305,4 +335,32 @@ function exitCode(executions: readonly OpExecution[], mainExit: number | undefin
 function withoutSecrets(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const { [NOTIFY_KEY_ENV]: _key, ...rest } = env;
   return rest;
+}
+
+type AgentSettings = { host: string; port: number; token: () => string | undefined; staleAfterMs: number; nodeStatusIntervalMs: number };
+
+/** --listen and its companions; a string is the problem to print. */
+function agentSettings(options: RunOptions, env: NodeJS.ProcessEnv): AgentSettings | undefined | string {
+  const listen = options.listen ?? env["ODOP_LISTEN"];
+  if (listen === undefined) return undefined;
+  const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]*):(\d{1,5})$/.exec(listen);
+  if (m === null || Number(m[2]) > 65_535) return `--listen (ODOP_LISTEN): "${listen}" is not host:port, e.g. 0.0.0.0:8470 or 127.0.0.1:8470`;
+  const staleAfterMs = parseDuration(options.staleAfter ?? "10s");
+  const nodeStatusIntervalMs = parseDuration(options.nodeStatusInterval ?? "10s");
+  if (staleAfterMs === undefined) return `--stale-after: "${options.staleAfter ?? ""}" is not a duration, e.g. 10s`;
+  if (nodeStatusIntervalMs === undefined) return `--node-status-interval: "${options.nodeStatusInterval ?? ""}" is not a duration, e.g. 10s`;
+  const file = options.agentTokenFile ?? env["ODOP_AGENT_TOKEN_FILE"];
+  const fixed = env["ODOP_AGENT_TOKEN"];
+  if (file === undefined && (fixed === undefined || fixed === "")) return "--agent-token-file (ODOP_AGENT_TOKEN_FILE) or ODOP_AGENT_TOKEN: agents must authenticate: give their bearer token";
+  const token = (): string | undefined => {
+    if (file === undefined) return fixed;
+    try {
+      return readFileSync(file, "utf8").trim() || undefined;
+    } catch {
+      return undefined; // every push is refused (401) until the file is readable
+    }
+  };
+  if (file !== undefined && token() === undefined) return `--agent-token-file ${file}: cannot read a token from it`;
+  const host = (m[1] ?? "").replace(/^\[(.*)\]$/, "$1");
+  return { host: host === "" ? "0.0.0.0" : host, port: Number(m[2]), token, staleAfterMs, nodeStatusIntervalMs };
 }

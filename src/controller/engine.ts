@@ -25,7 +25,7 @@ import type { StagePlanner } from "./stage-plans.ts";
 import { TaskReconciler } from "./task-reconciler.ts";
 import type { NodeSource } from "./node-source.ts";
 import { OpNodeWriter } from "./opnode-writer.ts";
-import type { FileProbe } from "./triggers/file-probe.ts";
+import type { FileProbe } from "../agent/file-probe.ts";
 import { UsageTracker } from "./usage.ts";
 
 export type EngineOptions = {

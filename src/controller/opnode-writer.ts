@@ -49,7 +49,8 @@ export class OpNodeWriter {
         const age = last === undefined ? Infinity : now - last.at;
         if (age < (this.#o.minIntervalMs ?? 10_000) || (!changed && age < (this.#o.heartbeatMs ?? 60_000))) continue;
         try {
-          await this.#put(name, { ...status, lastHeartbeatTime: rfc3339(now) });
+          // An agent's node carries its last push as the heartbeat; others are written as seen now.
+          await this.#put(name, { ...status, lastHeartbeatTime: status.lastHeartbeatTime ?? rfc3339(now) });
           this.#written.set(name, { at: now, signature });
           writes++;
         } catch (error) {

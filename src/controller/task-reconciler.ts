@@ -17,7 +17,7 @@ import { rfc3339, setCondition } from "./conditions.ts";
 import type { ReconcileResult } from "./execution-reconciler.ts";
 import { executionName } from "./names.ts";
 import { evaluateTrigger } from "./triggers/evaluate.ts";
-import type { FileProbe } from "./triggers/file-probe.ts";
+import type { FileProbe } from "../agent/file-probe.ts";
 
 export type TaskReconcilerDeps = {
   store: Store;

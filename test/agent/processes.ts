@@ -8,9 +8,9 @@ export const BUSY_LOOP = "while :; do :; done";
 export class Children {
   readonly #all: ChildProcess[] = [];
 
-  /** Starts `command` detached (its own process group) with no stdio. */
-  spawn(command: string, args: readonly string[]): ChildProcess & { pid: number } {
-    const child = spawn(command, args, { detached: true, stdio: "ignore" });
+  /** Starts `command` detached (its own process group) with no stdio; `env` is added to ours. */
+  spawn(command: string, args: readonly string[], env?: Record<string, string>): ChildProcess & { pid: number } {
+    const child = spawn(command, args, { detached: true, stdio: "ignore", ...(env === undefined ? {} : { env: { ...process.env, ...env } }) });
     this.#all.push(child);
     if (child.pid === undefined) throw new Error(`could not start ${command}`);
     return child as ChildProcess & { pid: number };

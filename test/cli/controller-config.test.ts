@@ -14,6 +14,7 @@ describe("odop controller configuration", () => {
         leaseName: "odop-controller",
         workspace: { kind: "emptyDir" },
         httpPort: 8080,
+        ingestPort: 0,
         workers: 4,
         cleanup: "delete-on-success",
         statePath: "/var/lib/odop",
@@ -55,5 +56,14 @@ describe("odop controller configuration", () => {
       '--workers="0": workers is at least 1',
       '--cleanup="sometimes": the cleanup policy is delete-on-success or keep',
     ]);
+  });
+
+  it("takes node agents on ODOP_INGEST_PORT only with their token", () => {
+    const refused = loadControllerConfig({ ODOP_INGEST_PORT: "8470" }, {});
+    expect(refused.ok ? [] : refused.problems).toEqual([
+      "ODOP_AGENT_TOKEN_FILE or ODOP_AGENT_TOKEN: the agents' bearer token is required while ODOP_INGEST_PORT / --ingest-port is not 0",
+    ]);
+    const taken = loadControllerConfig({ ODOP_AGENT_TOKEN_FILE: "/etc/odop/agent-token" }, { ingestPort: "8470" });
+    expect(taken.ok && taken.config.ingestPort).toBe(8470);
   });
 });

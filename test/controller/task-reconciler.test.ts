@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import type { OpTask } from "../../src/api/optask.ts";
 import { FakeClock } from "../../src/controller/clock.ts";
 import { TaskReconciler } from "../../src/controller/task-reconciler.ts";
-import type { FileProbe } from "../../src/controller/triggers/file-probe.ts";
+import type { FileProbe } from "../../src/agent/file-probe.ts";
 import { EmbeddedStore } from "../../src/store/embedded.ts";
 import type { Store } from "../../src/store/types.ts";
 

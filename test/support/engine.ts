@@ -14,7 +14,7 @@ import { systemClock } from "../../src/controller/clock.ts";
 import { Engine } from "../../src/controller/engine.ts";
 import { HttpNotifier } from "../../src/controller/notifier.ts";
 import { StagePlanner } from "../../src/controller/stage-plans.ts";
-import { localFileProbe } from "../../src/controller/triggers/file-probe.ts";
+import { localFileProbe } from "../../src/agent/file-probe.ts";
 import { LocalNodeSource } from "../../src/controller/node-source.ts";
 import { UsageTracker } from "../../src/controller/usage.ts";
 import { type MainSelector, Sampler } from "../../src/agent/sampler.ts";

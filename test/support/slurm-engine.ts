@@ -16,7 +16,7 @@ import { systemClock } from "../../src/controller/clock.ts";
 import { Engine } from "../../src/controller/engine.ts";
 import { HttpNotifier } from "../../src/controller/notifier.ts";
 import { StagePlanner } from "../../src/controller/stage-plans.ts";
-import { localFileProbe } from "../../src/controller/triggers/file-probe.ts";
+import { localFileProbe } from "../../src/agent/file-probe.ts";
 import { type SlurmParts, slurmParts } from "../../src/cli/slurm-setup.ts";
 import { EmbeddedStore } from "../../src/store/embedded.ts";
 import { ODOP_CLI } from "./engine.ts";

@@ -14,7 +14,7 @@ import { parseDuration } from "../../api/duration.ts";
 import { type ExecutionPhase, TERMINAL_PHASES, type TRIGGER_REASONS } from "../../api/opexecution.ts";
 import type { OpExecution } from "../../api/opexecution.ts";
 import type { OpTask } from "../../api/optask.ts";
-import type { FileInfo, FileProbe } from "./file-probe.ts";
+import type { FileInfo, FileProbe } from "../../agent/file-probe.ts";
 
 export type TriggerReason = (typeof TRIGGER_REASONS)[number];
 
