@@ -95,13 +95,16 @@ describe("embedded engine", () => {
     writeFileSync(flag, "");
     const paused = await phaseOf(t, "harvest-1", ["Paused"]);
     expect(paused.status?.reason).toBe("CoresReclaimed");
-    for (const pid of pids) expect(stateOf(pid)).toBe("T");
+    // The recorded pids may include a short-lived helper of the stage's wrapper (its `mv`, at start): look at those still there.
+    const live = pids.filter((pid) => stateOf(pid) !== undefined);
+    expect(live.length).toBeGreaterThan(0);
+    for (const pid of live) expect(stateOf(pid)).toBe("T");
 
     rmSync(flag);
     const resumed = await phaseOf(t, "harvest-1", ["Running"]);
     expect(resumed.status?.reason).toBe("CoresFree");
     expect(resumed.status?.cpuset).toBe("1");
-    for (const pid of pids) expect(stateOf(pid)).not.toBe("T");
+    for (const pid of live) expect(stateOf(pid)).not.toBe("T");
     expect(resumed.status?.stages?.[0]?.pausedSeconds).toBeGreaterThan(0);
 
     const events = (await t.store.events({ kind: "OpExecution", namespace: "default", name: "harvest-1" })).map((e) => e.reason);
