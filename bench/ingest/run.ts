@@ -30,6 +30,7 @@ import { crc32, gzipSync } from "node:zlib";
 import pino from "pino";
 import { AgentNodeSource } from "../../src/controller/ingest/agent-nodes.ts";
 import { startIngestServer } from "../../src/controller/ingest/server.ts";
+import { rng } from "../../test/support/rng.ts";
 
 const TOKEN = "bench-token-0123456789";
 const GiB = 2 ** 30;
@@ -169,17 +170,6 @@ function sleep(ms: number): Promise<void> {
 // ---------------------------------------------------------------------------------------
 // The agents' side (child process).
 
-/** mulberry32: the same loads every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A gzip member holding `data` uncompressed (one stored deflate block): no compression work per push. */
 function storedMember(data: Buffer): Buffer {

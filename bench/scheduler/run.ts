@@ -16,6 +16,7 @@ import type { NodeSample } from "../../src/api/sample.ts";
 import { schedule } from "../../src/scheduler/scheduler.ts";
 import type { ActiveExecution, NodeView, PendingExecution, SchedulerInput } from "../../src/scheduler/types.ts";
 import { NodeWindow } from "../../src/scheduler/window.ts";
+import { rng } from "../../test/support/rng.ts";
 
 const GiB = 1024 ** 3;
 const CORES = 128;
@@ -40,17 +41,6 @@ function heapMB(): number {
   return process.memoryUsage().heapUsed / 1024 ** 2;
 }
 
-/** mulberry32: a small seeded generator, so that every run builds the same inputs. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Kind = "idle" | "half" | "busy" | "bursty" | "stale";
 

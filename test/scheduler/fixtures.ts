@@ -2,6 +2,7 @@
  * Builders for scheduler inputs: only what a test case is about is spelled out.
  */
 import type { ActiveExecution, NodeView, PendingExecution, SchedulerInput } from "../../src/scheduler/types.ts";
+export { rng } from "../support/rng.ts";
 
 export const GiB = 1024 ** 3;
 
@@ -50,14 +51,3 @@ export function input(parts: Partial<SchedulerInput>): SchedulerInput {
   return { nodes: [], active: [], pending: [], concurrency: new Map(), ...parts };
 }
 
-/** A small deterministic generator (mulberry32), so that "random" cases are the same every run. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

@@ -7,17 +7,8 @@ import { describe, expect, it } from "vitest";
 import { AgentPush } from "../../../src/api/agent-push.ts";
 import { isAgentPush } from "../../../src/controller/ingest/fast-check.ts";
 import { pushOf, sampleOf } from "./pushes.ts";
+import { rng } from "../../support/rng.ts";
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function valid(): any {
   const t = 1_700_000_000_000;
