@@ -41,4 +41,27 @@ describe("OpNodeWriter", () => {
     expect((await store.get("OpNode", undefined, "n2"))?.status?.lastHeartbeatTime).toBe("2026-01-01T00:01:00Z");
     await store.close();
   });
+
+  it("writes at most maxWritesPerSecond for all nodes together, changed nodes and the longest unwritten first", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "odop-opnode-"));
+    dirs.push(dir);
+    const store = new EmbeddedStore({ folder: dir });
+    const clock = new FakeClock();
+    const writer = new OpNodeWriter({ store, clock, log: pino({ level: "silent" }), minIntervalMs: 1_000, heartbeatMs: 60_000, maxWritesPerSecond: 5 });
+    const nodes = (cores: (i: number) => number) => Array.from({ length: 50 }, (_, i) => ({ name: `n${String(i).padStart(2, "0")}`, status: status(cores(i)) }));
+
+    expect(await writer.write(nodes(() => 8))).toBe(10); // a burst of two seconds' worth
+    clock.advance(1_000);
+    expect(await writer.write(nodes(() => 8))).toBe(5);
+    for (let s = 0; s < 7; s++) {
+      clock.advance(1_000);
+      expect(await writer.write(nodes(() => 8))).toBe(5);
+    }
+    expect((await store.list("OpNode")).length).toBe(50);
+    // A minute later every node's heartbeat is due, and n49 changed: it goes first.
+    clock.advance(61_000);
+    expect(await writer.write(nodes((i) => (i === 49 ? 2 : 8)))).toBe(10);
+    expect((await store.get("OpNode", undefined, "n49"))?.status?.harvestable?.cores).toBe(2);
+    await store.close();
+  });
 });
