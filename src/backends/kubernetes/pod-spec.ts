@@ -248,7 +248,7 @@ function runContainer(input: StagePodInput, image: string, env: V1EnvVar[], work
     name: STAGE_CONTAINERS.run.name,
     image,
     workingDir: run.workingDir === undefined ? WORKSPACE_PATH : posix.isAbsolute(run.workingDir) ? run.workingDir : posix.join(WORKSPACE_PATH, run.workingDir),
-    env,
+    env: withStage(env, STAGE_CONTAINERS.run.name),
     volumeMounts: [workspace],
     securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } },
   };
@@ -278,9 +278,17 @@ function odopContainer(
     volumeMounts: [...mounts, { name: VOLUMES.tmp, mountPath: "/tmp" }],
     securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] }, readOnlyRootFilesystem: ownImage },
   };
-  if (env.length > 0) c.env = env;
+  if (env.length > 0) c.env = withStage(env, name);
   if (Object.keys(resources).length > 0) c.resources = resources;
   return c;
+}
+
+/**
+ * ODOP_STAGE names the container its processes run in: the node agent's freezer finds a
+ * stage container's cgroup by it (src/agent/pod-cgroup.ts), without asking the CRI.
+ */
+function withStage(env: V1EnvVar[], container: string): V1EnvVar[] {
+  return [...env, { name: "ODOP_STAGE", value: container }];
 }
 
 function workspaceMount(workspace: WorkspaceVolume, execution: string): V1VolumeMount {

@@ -256,6 +256,8 @@ describe("buildStagePod: the pod of one attempt", () => {
         OMP_NUM_THREADS: "2",
         LEVEL: "3",
         AWS_SECRET_ACCESS_KEY: { secretKeyRef: { name: "s3-creds", key: "secret" } },
+        // Names the container for the node agent's freezer.
+        ODOP_STAGE: name,
       });
     }
   });
