@@ -1,7 +1,7 @@
 /**
  * The generated parts of charts/odop: Chart.yaml (versions from package.json), the
  * CRDs, and templates/rbac.yaml, written from the same permission list as deploy/rbac.yaml.
- * The rest of the chart (values, Deployment, Service, ConfigMap) is written by hand.
+ * The rest of the chart (values, Deployment, Services, ConfigMap, agents) is written by hand.
  */
 import { stringify } from "yaml";
 import { allCrds } from "../api/crd.ts";

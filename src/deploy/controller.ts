@@ -13,6 +13,11 @@
  *   (Workspace below); the claim name is empty for emptyDir.
  * - ODOP_HTTP_PORT: serves /healthz, /readyz and /metrics.
  * - ODOP_PATH: a writable folder (the root file system is read-only).
+ * - With node agents (ControllerOptions.agents; src/deploy/agents.ts): ODOP_INGEST_PORT, where
+ *   the agents push (container port `agents`, Service INGEST_SERVICE); ODOP_AGENT_TOKEN, their
+ *   bearer token from a Secret the user creates (never generated here: no token is committed),
+ *   which both authenticates pushes and is sent to each node's freezer; ODOP_AGENT_PORT, the
+ *   freezer's port, called at http://<node name>:<port>.
  */
 import { stringify } from "yaml";
 import pkg from "../../package.json" with { type: "json" };
@@ -24,6 +29,14 @@ export const NAME = "odop-controller";
 export const POD_TEMPLATES = "odop-pod-templates";
 export const STAGE_POD_KEY = "stage-pod.yaml";
 export const HTTP_PORT = 8080;
+/** Where agents push (ODOP_INGEST_PORT), and the Service in front of it. */
+export const INGEST_PORT = 8470;
+export const INGEST_SERVICE = `${NAME}-agents`;
+/** Each node's agent serves its freezer here (ODOP_AGENT_PORT); the controller calls http://<node name>:FREEZER_PORT. */
+export const FREEZER_PORT = 9180;
+/** The Secret holding the agents' bearer token (key AGENT_TOKEN_KEY): created by the user, never by `npm run manifests`. */
+export const AGENT_TOKEN_SECRET = "odop-agent-token";
+export const AGENT_TOKEN_KEY = "token";
 /** Placeholder until images are published: ghcr.io/odop/odop tagged with the package version. */
 export const IMAGE = `ghcr.io/odop/odop:${VERSION}`;
 
@@ -52,6 +65,20 @@ export function stagePodTemplate(): Manifest {
   };
 }
 
+/** The node agents' DaemonSet (src/deploy/agents.ts). */
+export type AgentOptions = {
+  /** Their own namespace, with Pod Security `privileged`; the controller's stays `restricted`. */
+  namespace: string;
+  /** The token Secret's name, in both the controller's and the agents' namespace. */
+  tokenSecret: string;
+  /** `odop agent --interval`. */
+  interval: string;
+  /** Node folders mounted read-only at the same path, so that agents can report file-trigger folders there. */
+  hostPaths: readonly string[];
+};
+
+export const AGENT_DEFAULTS: AgentOptions = { namespace: "odop-agents", tokenSecret: AGENT_TOKEN_SECRET, interval: "1s", hostPaths: [] };
+
 export type ControllerOptions = {
   namespace: string;
   image: string;
@@ -59,16 +86,29 @@ export type ControllerOptions = {
   leaderElection: boolean;
   watchNamespaces: readonly string[];
   workspace: Workspace;
+  /** Node agents push to the controller; undefined: no agents (no ingest, and pausing stage pods fails). */
+  agents: AgentOptions | undefined;
 };
 
+/**
+ * What deploy/ installs: the controller with node agents (pausing stage pods and file
+ * triggers need them), and one replica. Every replica takes pushes but only the leader
+ * schedules, and the agents' Service spreads pushes over replicas: with two, the leader
+ * would see each node only part of the time. Leader election stays on, so a rollout's
+ * surge pod never acts alongside the old one.
+ */
 export const DEFAULTS: ControllerOptions = {
   namespace: NAMESPACE,
   image: IMAGE,
-  replicas: 2,
+  replicas: 1,
   leaderElection: true,
   watchNamespaces: [],
   workspace: { type: "emptyDir" },
+  agents: AGENT_DEFAULTS,
 };
+
+/** The chart's default values: no agents (installs from before the agents do not change on upgrade), two replicas. */
+export const CHART_DEFAULTS: ControllerOptions = { ...DEFAULTS, replicas: 2, agents: undefined };
 
 function meta(name: string, namespace?: string): Manifest {
   return { name, ...(namespace === undefined ? {} : { namespace }), labels: { ...LABELS } };
@@ -119,10 +159,33 @@ export function controllerEnv(o: ControllerOptions): Manifest[] {
     { name: "ODOP_WORKSPACE_CLAIM", value: o.workspace.type === "pvc" ? o.workspace.claimName : "" },
     { name: "ODOP_HTTP_PORT", value: String(HTTP_PORT) },
     { name: "ODOP_PATH", value: "/var/lib/odop" },
+    ...(o.agents === undefined
+      ? []
+      : [
+          { name: "ODOP_INGEST_PORT", value: String(INGEST_PORT) },
+          { name: "ODOP_AGENT_PORT", value: String(FREEZER_PORT) },
+          // The env, not a file: the controller sends it to the freezers too. A rotated token
+          // needs a rollout restart of the controller (the agents reread their file).
+          { name: "ODOP_AGENT_TOKEN", valueFrom: { secretKeyRef: { name: o.agents.tokenSecret, key: AGENT_TOKEN_KEY } } },
+        ]),
   ];
 }
 
-/** Namespace, Deployment, metrics Service and the stage pod template ConfigMap. */
+/** The Service agents push to. Every replica serves it; only the leader schedules (see DEFAULTS). */
+function ingestService(o: ControllerOptions): Manifest {
+  return {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: meta(INGEST_SERVICE, o.namespace),
+    spec: {
+      type: "ClusterIP",
+      selector: { ...SELECTOR },
+      ports: [{ name: "agents", port: INGEST_PORT, targetPort: "agents", protocol: "TCP" }],
+    },
+  };
+}
+
+/** Namespace, Deployment, metrics Service, the agents' Service (with agents) and the stage pod template ConfigMap. */
 export function controllerManifests(o: ControllerOptions = DEFAULTS): Manifest[] {
   const probe = (path: string, period: number): Manifest => ({ httpGet: { path, port: "http" }, periodSeconds: period, failureThreshold: 3 });
   return [
@@ -158,7 +221,10 @@ export function controllerManifests(o: ControllerOptions = DEFAULTS): Manifest[]
                 imagePullPolicy: "IfNotPresent",
                 args: ["controller"],
                 env: controllerEnv(o),
-                ports: [{ name: "http", containerPort: HTTP_PORT, protocol: "TCP" }],
+                ports: [
+                  { name: "http", containerPort: HTTP_PORT, protocol: "TCP" },
+                  ...(o.agents === undefined ? [] : [{ name: "agents", containerPort: INGEST_PORT, protocol: "TCP" }]),
+                ],
                 readinessProbe: probe("/readyz", 10),
                 livenessProbe: { ...probe("/healthz", 20), initialDelaySeconds: 10 },
                 // No CPU limit: throttling a controller slows every decision; the request reserves its share.
@@ -188,6 +254,7 @@ export function controllerManifests(o: ControllerOptions = DEFAULTS): Manifest[]
         ports: [{ name: "http-metrics", port: HTTP_PORT, targetPort: "http", protocol: "TCP" }],
       },
     },
+    ...(o.agents === undefined ? [] : [ingestService(o)]),
     {
       apiVersion: "v1",
       kind: "ConfigMap",

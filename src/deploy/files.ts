@@ -1,5 +1,6 @@
 /** Every file `npm run manifests` writes, with its path from the repository root and its text. */
 import { stringify } from "yaml";
+import { agentManifests } from "./agents.ts";
 import { chartCrds, chartYaml, GENERATED, rbacTemplate } from "./chart.ts";
 import { controllerManifests, rbacManifests } from "./controller.ts";
 
@@ -13,6 +14,7 @@ export function generatedFiles(): GeneratedFile[] {
   return [
     { path: "deploy/rbac.yaml", text: stream(rbacManifests()) },
     { path: "deploy/controller.yaml", text: stream(controllerManifests()) },
+    { path: "deploy/agents.yaml", text: stream(agentManifests()) },
     { path: "charts/odop/Chart.yaml", text: chartYaml() },
     { path: "charts/odop/templates/rbac.yaml", text: rbacTemplate() },
     ...chartCrds().map(({ file, text }) => ({ path: `charts/odop/crds/${file}`, text })),

@@ -94,14 +94,15 @@ describe("deploy/controller.yaml", () => {
   const pod = deployment.spec.template.spec;
   const container = pod.containers[0];
 
-  it("holds the Namespace, Deployment, metrics Service and pod template ConfigMap", () => {
-    expect(manifests.map((m) => m.kind)).toEqual(["Namespace", "Deployment", "Service", "ConfigMap"]);
+  it("holds the Namespace, Deployment, metrics and agents Services and pod template ConfigMap", () => {
+    expect(manifests.map((m) => m.kind)).toEqual(["Namespace", "Deployment", "Service", "Service", "ConfigMap"]);
     expect(manifests).toEqual(JSON.parse(JSON.stringify(controllerManifests())));
   });
 
-  it("runs `odop controller` twice with the package's image", () => {
+  it("runs one `odop controller` with the package's image (with agents, only one replica sees every push)", () => {
     const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
-    expect(deployment.spec.replicas).toBe(2);
+    expect(deployment.spec.replicas).toBe(1);
+    expect(container.env).toContainEqual({ name: "ODOP_LEADER_ELECTION", value: "true" });
     expect(container.args).toEqual(["controller"]);
     expect(container.image).toBe(`ghcr.io/odop/odop:${pkg.version}`);
     expect(pod.serviceAccountName).toBe(NAME);
@@ -115,8 +116,11 @@ describe("deploy/controller.yaml", () => {
     expect(find(manifests, "Namespace").metadata.labels["pod-security.kubernetes.io/enforce"]).toBe("restricted");
   });
 
-  it("serves probes and metrics on 8080 and asks for resources", () => {
-    expect(container.ports).toEqual([{ name: "http", containerPort: 8080, protocol: "TCP" }]);
+  it("serves probes and metrics on 8080, agents' pushes on 8470, and asks for resources", () => {
+    expect(container.ports).toEqual([
+      { name: "http", containerPort: 8080, protocol: "TCP" },
+      { name: "agents", containerPort: 8470, protocol: "TCP" },
+    ]);
     expect(container.readinessProbe.httpGet).toEqual({ path: "/readyz", port: "http" });
     expect(container.livenessProbe.httpGet).toEqual({ path: "/healthz", port: "http" });
     expect(find(manifests, "Service", NAMESPACE).spec.ports).toEqual([{ name: "http-metrics", port: 8080, targetPort: "http", protocol: "TCP" }]);

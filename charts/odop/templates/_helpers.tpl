@@ -40,3 +40,27 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
+
+{{/* The node agents' DaemonSet and ServiceAccount (52 + "-agent" stays within 63). */}}
+{{- define "odop.agentName" -}}
+{{- printf "%s-agent" (include "odop.fullname" .) -}}
+{{- end -}}
+
+{{/* The Service agents push to, in the release namespace. */}}
+{{- define "odop.ingestName" -}}
+{{- printf "%s-agents" (include "odop.controllerName" .) -}}
+{{- end -}}
+
+{{- define "odop.agentSelectorLabels" -}}
+app.kubernetes.io/name: odop
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: agent
+{{- end -}}
+
+{{- define "odop.agentLabels" -}}
+{{ include "odop.agentSelectorLabels" . }}
+app.kubernetes.io/part-of: odop
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
