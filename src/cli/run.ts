@@ -22,7 +22,7 @@ import { executionName } from "../controller/names.ts";
 import { notifierFor } from "../controller/notifier.ts";
 import { StagePlanner } from "../controller/stage-plans.ts";
 import { localFileProbe } from "../agent/file-probe.ts";
-import { LocalNodeSource } from "../controller/node-source.ts";
+import { LocalNodeSource, onlyNode } from "../controller/node-source.ts";
 import { UsageTracker } from "../controller/usage.ts";
 import { watchPaths } from "../controller/watch-files.ts";
 import { NodeWindow } from "../scheduler/window.ts";
@@ -169,7 +169,8 @@ export async function runCommand(path: string, command: readonly string[], optio
     log,
     notifier: notifierFor(store, notifyKey, log),
     files: localFileProbe,
-    nodes: agentNodes ?? ownNodes,
+    // The local backend runs stages on this machine: only its node may be placed on, whatever other agents report.
+    nodes: agentNodes === undefined ? ownNodes : backendKind === "local" ? onlyNode(agentNodes, node) : agentNodes,
     usage,
     ...(agents === undefined ? {} : { nodeStatusIntervalMs: agents.nodeStatusIntervalMs }),
     sampleIntervalMs: intervalMs,

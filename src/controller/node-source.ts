@@ -44,3 +44,13 @@ export class LocalNodeSource implements NodeSource {
     return this.#latest;
   }
 }
+
+/** `source` with placements on node `name` only; every node still shows (OpNodes). */
+export function onlyNode(source: NodeSource, name: string): NodeSource {
+  return {
+    refresh: () => source.refresh(),
+    views: (now) => source.views(now).filter((v) => v.name === name),
+    latest: () => source.latest(),
+    ...(source.opNodes === undefined ? {} : { opNodes: (now: string) => source.opNodes?.(now) ?? [] }),
+  };
+}

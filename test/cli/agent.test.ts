@@ -6,7 +6,7 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { availableParallelism, tmpdir } from "node:os";
+import { availableParallelism, hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { parseCpuset } from "../../src/api/cpuset.ts";
@@ -78,6 +78,9 @@ describe("odop agent pushing to odop run --listen", () => {
     // And as people see it.
     const get = spawnSync(process.execPath, [ODOP, "get", "nodes", "--run", "agents"], { cwd: ROOT, env: { ...process.env, ...env }, encoding: "utf8" });
     expect(get.stdout).toMatch(new RegExp(`^agent-node +agent +${cores} +\\d+`, "m"));
+    // The local backend runs stages here: the task's execution went to this machine's node, never to the agent's.
+    const executions = await client.list("OpExecution");
+    expect(executions.map((e) => [e.status?.phase, e.status?.node])).toEqual([["Succeeded", hostname()]]);
     expect(agent.child.exitCode).toBeNull();
     expect(controller.output()).not.toMatch(/error/i);
   }, 120_000);
