@@ -102,4 +102,24 @@ describe("TaskReconciler, fileIn", () => {
     expect(executions).toHaveLength(2);
     expect(executions.map((e) => e.spec.trigger.files)).toEqual([["/data/step_0001.dat"], ["/data/step_0001.dat"]]);
   });
+
+  it("takes a file written just after the task was created even when the kernel's coarse clock dates it a tick before; older files are not new", async () => {
+    // The task is created 2 ms into a second (creationTimestamp keeps whole seconds).
+    const created = Date.UTC(2026, 0, 1, 0, 0, 0) + 2;
+    const clock = new FakeClock(created);
+    const store = new EmbeddedStore({ now: () => new Date(clock.now()) });
+    const files: FileProbe = {
+      list: () => [
+        { path: "/data/just-after.dat", mtimeMs: created - 2 - 4, size: 1 }, // written at +1 ms, dated one 4 ms tick earlier
+        { path: "/data/old.dat", mtimeMs: created - 60_000, size: 1 },
+      ],
+      stat: () => undefined,
+      openForWriting: () => new Set(),
+    };
+    const r = new TaskReconciler({ store, clock, log: pino({ level: "silent" }), files, draining: () => false, backends: new Set(["local"]) });
+    await store.create(task({ trigger: { fileIn: { path: "/data", pattern: "*.dat", batchSize: 1 } } }));
+    clock.advance(1_000);
+    await r.reconcile("default", "t");
+    expect((await store.list("OpExecution")).map((e) => e.spec.trigger.files)).toEqual([["/data/just-after.dat"]]);
+  });
 });

@@ -82,6 +82,14 @@ function consumedFiles(executions: readonly OpExecution[]): Map<string, number> 
 
 const CREATION_RESOLUTION_MS = 1000;
 
+/**
+ * File times come from the kernel's coarse clock, which lags the real time by up to a
+ * timer tick (1–10 ms): a file written a moment after its task was created, right after
+ * a second began, can carry an mtime just before the task's creationTimestamp (seconds,
+ * rounded down). Files that much older still count as new.
+ */
+const FILE_CLOCK_SLACK_MS = 20;
+
 function handled(consumed: ReadonlyMap<string, number>, f: FileInfo): boolean {
   const at = consumed.get(f.path);
   return at !== undefined && f.mtimeMs <= at + CREATION_RESOLUTION_MS;
@@ -90,7 +98,7 @@ function handled(consumed: ReadonlyMap<string, number>, f: FileInfo): boolean {
 function fileIn(ctx: TriggerContext, t: NonNullable<OpTask["spec"]["trigger"]["fileIn"]>): TriggerOutcome {
   const summary = `fileIn ${t.path}/${t.pattern}${t.batchSize > 1 ? ` ×${t.batchSize}` : ""}`;
   const consumed = consumedFiles(ctx.executions);
-  const fresh = ctx.files.list(t.path, t.pattern).filter((f) => f.mtimeMs >= ctx.createdAtMs && !handled(consumed, f));
+  const fresh = ctx.files.list(t.path, t.pattern).filter((f) => f.mtimeMs >= ctx.createdAtMs - FILE_CLOCK_SLACK_MS && !handled(consumed, f));
   if (fresh.length === 0) return { create: [], summary };
   // Files still being written (modified just now) are not looked up in /proc: the scan
   // of every process's open files is only paid for files that look finished.
@@ -122,7 +130,7 @@ function fileBatch(files: FileInfo[], now: number): Creation {
 function fileUpdated(ctx: TriggerContext, t: NonNullable<OpTask["spec"]["trigger"]["fileUpdated"]>): TriggerOutcome {
   const summary = `fileUpdated ${t.path}`;
   const info = ctx.files.stat(t.path);
-  if (info === undefined || info.mtimeMs < ctx.createdAtMs) return { create: [], summary };
+  if (info === undefined || info.mtimeMs < ctx.createdAtMs - FILE_CLOCK_SLACK_MS) return { create: [], summary };
   const identity = `fileUpdated:${t.path}@${info.mtimeMs}`;
   const settleMs = t.settleSeconds * 1000;
   const quietFor = ctx.now - info.mtimeMs;
