@@ -229,6 +229,7 @@ export async function runCommand(path: string, command: readonly string[], optio
   if (interrupted) err.write("\nstopping: running stages are stopped, their executions run again next time\n");
   await engine.stop({ interrupt: interrupted });
   slurm?.backend.close();
+  slurm?.api.close();
   await ingest?.close();
   view();
   server.close();

@@ -13,9 +13,8 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import { SlurmBackend } from "../backends/slurm/backend.ts";
 import { SlurmNodeSource } from "../backends/slurm/nodes.ts";
-import { createSlurmApi } from "../backends/slurm/rest/client.ts";
+import { createSlurmApi, type SlurmClient } from "../backends/slurm/rest/client.ts";
 import { clientOptionsOf, SlurmClientConfig } from "../backends/slurm/rest/config.ts";
-import type { SlurmApi } from "../backends/slurm/rest/types.ts";
 import { type StagePlanner, stagesOf } from "../controller/stage-plans.ts";
 
 export type SlurmFlags = {
@@ -66,7 +65,7 @@ export function slurmClientConfig(flags: SlurmFlags, env: Readonly<Record<string
   throw new Error(`cannot reach Slurm:\n  ${lines.join("\n  ")}`);
 }
 
-export type SlurmParts = { api: SlurmApi; backend: SlurmBackend; nodes: SlurmNodeSource };
+export type SlurmParts = { api: SlurmClient; backend: SlurmBackend; nodes: SlurmNodeSource };
 
 export async function slurmParts(flags: SlurmFlags, env: Readonly<Record<string, string | undefined>>, deps: { log: Logger; executionsRoot: string; planner: StagePlanner }): Promise<SlurmParts> {
   const config = slurmClientConfig(flags, env);

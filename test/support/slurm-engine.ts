@@ -72,6 +72,7 @@ export async function startSlurmEngine(cluster: SlurmCluster, options: { root?: 
       stopped = true;
       await engine.stop({ interrupt });
       slurm.backend.close();
+      slurm.api.close();
       await store.close();
     },
   };
