@@ -4,19 +4,15 @@
  * a job's busy step shows as the main application's load on the core it runs on.
  */
 import { execFileSync } from "node:child_process";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { MainProcesses } from "../../src/agent/main-processes.ts";
 import { Sampler } from "../../src/agent/sampler.ts";
 import { eventually } from "../support/engine.ts";
-import { type SlurmCluster, sharedDir, startSlurm } from "../support/slurm.ts";
+import { type SlurmCluster, sharedDir } from "../support/slurm.ts";
+import { slurmForFile } from "../support/slurm-suite.ts";
 
 let cluster: SlurmCluster;
-beforeAll(async () => {
-  cluster = await startSlurm();
-}, 120_000);
-afterAll(async () => {
-  await cluster?.stop();
-});
+slurmForFile((c) => (cluster = c));
 
 describe("agent: the main application is a Slurm job", () => {
   it("finds the processes of a running job and attributes their CPU to the main application", async () => {

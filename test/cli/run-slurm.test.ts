@@ -5,19 +5,15 @@
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type SlurmCluster, sharedDir, startSlurm } from "../support/slurm.ts";
+import { describe, expect, it } from "vitest";
+import { type SlurmCluster, sharedDir } from "../support/slurm.ts";
+import { slurmForFile } from "../support/slurm-suite.ts";
 
 const ROOT = join(import.meta.dirname, "../..");
 const ODOP = join(ROOT, "src/cli/odop.ts");
 
 let cluster: SlurmCluster;
-beforeAll(async () => {
-  cluster = await startSlurm();
-}, 120_000);
-afterAll(async () => {
-  await cluster?.stop();
-});
+slurmForFile((c) => (cluster = c));
 
 /** odop as the controller's user would run it; umask 0 because here the controller is root and jobs run as another user. */
 function odop(args: string[], env: Record<string, string>): { code: number | null; stdout: string; stderr: string } {

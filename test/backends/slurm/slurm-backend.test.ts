@@ -8,23 +8,19 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import type { OpExecution } from "../../../src/api/opexecution.ts";
 import type { OpTask } from "../../../src/api/optask.ts";
 import { eventually, manualExecution, phaseIn, testTask } from "../../support/engine.ts";
-import { type SlurmCluster, sharedDir, startSlurm } from "../../support/slurm.ts";
+import { type SlurmCluster, sharedDir } from "../../support/slurm.ts";
+import { slurmForFile } from "../../support/slurm-suite.ts";
 import { type SlurmTestEngine, startSlurmEngine } from "../../support/slurm-engine.ts";
 
 let cluster: SlurmCluster;
 const engines: SlurmTestEngine[] = [];
 const servers: Server[] = [];
 
-beforeAll(async () => {
-  cluster = await startSlurm();
-}, 120_000);
-afterAll(async () => {
-  await cluster?.stop();
-});
+slurmForFile((c) => (cluster = c));
 afterEach(async () => {
   for (const e of engines.splice(0)) await e.stop();
   for (const s of servers.splice(0)) s.close();

@@ -4,20 +4,18 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { mintedToken, staticToken, tokenFile } from "../../../../src/backends/slurm/rest/auth.ts";
 import { createSlurmApi, type SlurmClient } from "../../../../src/backends/slurm/rest/client.ts";
 import { SlurmApiError, SlurmUnreachableError } from "../../../../src/backends/slurm/rest/errors.ts";
-import { type SlurmCluster, sharedDir, startSlurm } from "../../../support/slurm.ts";
+import { type SlurmCluster, sharedDir } from "../../../support/slurm.ts";
+import { slurmForFile } from "../../../support/slurm-suite.ts";
 
 let cluster: SlurmCluster;
 const clients: SlurmClient[] = [];
-beforeAll(async () => {
-  cluster = await startSlurm();
-}, 120_000);
-afterAll(async () => {
+slurmForFile((c) => (cluster = c));
+afterAll(() => {
   for (const c of clients) c.close();
-  await cluster?.stop();
 });
 
 async function client(auth = mintedToken({ user: cluster.user, keyFile: cluster.jwtKeyPath })): Promise<SlurmClient> {
