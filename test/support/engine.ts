@@ -7,15 +7,15 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
-import pino from "pino";
+import pino, { type Logger } from "pino";
 import { detectPriority, LocalBackend } from "../../src/backends/local/local-backend.ts";
-import type { StageRef } from "../../src/backends/types.ts";
+import type { Backend, StageRef } from "../../src/backends/types.ts";
 import { systemClock } from "../../src/controller/clock.ts";
 import { Engine } from "../../src/controller/engine.ts";
 import { HttpNotifier } from "../../src/controller/notifier.ts";
 import { StagePlanner } from "../../src/controller/stage-plans.ts";
 import { localFileProbe } from "../../src/agent/file-probe.ts";
-import { LocalNodeSource } from "../../src/controller/node-source.ts";
+import { LocalNodeSource, type NodeSource } from "../../src/controller/node-source.ts";
 import { UsageTracker } from "../../src/controller/usage.ts";
 import { type MainSelector, Sampler } from "../../src/agent/sampler.ts";
 import { NodeWindow, type WindowConfig } from "../../src/scheduler/window.ts";
@@ -62,16 +62,41 @@ export async function startEngine(options: {
   // this machine must not hold executions back.
   const main = options.main ?? (() => ({ pids: [idleMain()] }));
   const sampler = new Sampler({ node, main, odopRoots: () => usage.roots() });
-  const engine = new Engine({
+  return runEngine({
+    root,
     store,
+    log,
     backend,
     planner,
-    clock: systemClock,
-    log,
-    notifier: new HttpNotifier({ key: options.notifyKey, log, onFailure: () => {} }),
-    files: localFileProbe,
     nodes: new LocalNodeSource(new NodeWindow({ name: node, config: { holdMs: 600, idleThreshold: 0.3, busyThreshold: 0.6, ...options.window } }), () => sampler.sample()),
     usage,
+    ...(options.notifyKey === undefined ? {} : { notifyKey: options.notifyKey }),
+  });
+}
+
+/** Starts an engine on the given parts with the tests' settings (real clock, 250 ms sampling); stop() closes `onStop` then the store. */
+export function runEngine(parts: {
+  root: string;
+  store: EmbeddedStore;
+  log: Logger;
+  backend: Backend;
+  planner: StagePlanner;
+  nodes: NodeSource;
+  usage?: UsageTracker;
+  notifyKey?: string;
+  onStop?: () => void;
+}): TestEngine {
+  const { root, store, log } = parts;
+  const engine = new Engine({
+    store,
+    backend: parts.backend,
+    planner: parts.planner,
+    clock: systemClock,
+    log,
+    notifier: new HttpNotifier({ key: parts.notifyKey, log, onFailure: () => {} }),
+    files: localFileProbe,
+    nodes: parts.nodes,
+    ...(parts.usage === undefined ? {} : { usage: parts.usage }),
     sampleIntervalMs: 250,
   });
   engine.start();
@@ -84,6 +109,7 @@ export async function startEngine(options: {
       if (stopped) return;
       stopped = true;
       await engine.stop({ interrupt });
+      parts.onStop?.();
       await store.close();
     },
   };

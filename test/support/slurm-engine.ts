@@ -12,24 +12,14 @@
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import pino from "pino";
-import { systemClock } from "../../src/controller/clock.ts";
-import { Engine } from "../../src/controller/engine.ts";
-import { HttpNotifier } from "../../src/controller/notifier.ts";
 import { StagePlanner } from "../../src/controller/stage-plans.ts";
-import { localFileProbe } from "../../src/agent/file-probe.ts";
 import { type SlurmParts, slurmParts } from "../../src/cli/slurm-setup.ts";
 import { EmbeddedStore } from "../../src/store/embedded.ts";
-import { ODOP_CLI } from "./engine.ts";
+import { ODOP_CLI, runEngine, type TestEngine } from "./engine.ts";
 import { type SlurmCluster, sharedDir } from "./slurm.ts";
 
-export type SlurmTestEngine = {
-  engine: Engine;
-  store: EmbeddedStore;
-  slurm: SlurmParts;
-  root: string;
-  /** Stops the engine; `interrupt` stops running stages (Ctrl-C), otherwise they are left to Slurm (a crash). */
-  stop: (interrupt?: boolean) => Promise<void>;
-};
+/** stop(false) leaves running jobs to Slurm (a crash); stop() stops them (Ctrl-C). */
+export type SlurmTestEngine = TestEngine & { slurm: SlurmParts };
 
 export async function startSlurmEngine(cluster: SlurmCluster, options: { root?: string; restUrl?: string } = {}): Promise<SlurmTestEngine> {
   process.umask(0);
@@ -49,31 +39,9 @@ export async function startSlurmEngine(cluster: SlurmCluster, options: { root?: 
     {},
     { log, executionsRoot, planner },
   );
-  const engine = new Engine({
-    store,
-    backend: slurm.backend,
-    planner,
-    clock: systemClock,
-    log,
-    notifier: new HttpNotifier({ key: undefined, log, onFailure: () => {} }),
-    files: localFileProbe,
-    nodes: slurm.nodes,
-    sampleIntervalMs: 250,
-  });
-  engine.start();
-  let stopped = false;
-  return {
-    engine,
-    store,
-    slurm,
-    root,
-    stop: async (interrupt = true) => {
-      if (stopped) return;
-      stopped = true;
-      await engine.stop({ interrupt });
-      slurm.backend.close();
-      slurm.api.close();
-      await store.close();
-    },
+  const onStop = () => {
+    slurm.backend.close();
+    slurm.api.close();
   };
+  return { ...runEngine({ root, store, log, backend: slurm.backend, planner, nodes: slurm.nodes, onStop }), slurm };
 }
