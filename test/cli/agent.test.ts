@@ -5,13 +5,13 @@
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { availableParallelism, hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { parseCpuset } from "../../src/api/cpuset.ts";
 import { EmbeddedClient } from "../../src/store/embedded-client.ts";
 import { eventually } from "../support/engine.ts";
+import { freePort } from "../support/ports.ts";
 
 const ROOT = join(import.meta.dirname, "../..");
 const ODOP = join(ROOT, "src/cli/odop.ts");
@@ -31,13 +31,6 @@ function start(command: string, args: string[], env: NodeJS.ProcessEnv = {}): { 
   return { child, output: () => output };
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
 
 /** The harvestable cores of `node` from the live run's store (in-process: spawning a CLI per poll would load the very cores measured). */
 async function harvestable(client: EmbeddedClient, node: string): Promise<number[] | undefined> {

@@ -17,9 +17,9 @@ import { randomBytes } from "node:crypto";
 import { accessSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { chmod, chown, mkdir } from "node:fs/promises";
 import { Agent, request } from "node:http";
-import { createServer } from "node:net";
 import { availableParallelism, hostname, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { freePorts } from "./ports.ts";
 
 export type SlurmCluster = {
   /** The scratch folder: keys, slurm.conf, state, spool, pid and log files. */
@@ -381,26 +381,6 @@ function memTotalKiB(): number {
   const match = /^MemTotal:\s+(\d+) kB/m.exec(readFileSync("/proc/meminfo", "utf8"));
   if (match?.[1] === undefined) throw new Error("Slurm harness: no MemTotal in /proc/meminfo");
   return Number(match[1]);
-}
-
-async function freePorts(n: number): Promise<number[]> {
-  // Hold all n listeners at once so the kernel hands out n different ports.
-  const servers = await Promise.all(
-    Array.from({ length: n }, () =>
-      new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-        const server = createServer();
-        server.once("error", reject);
-        server.listen(0, "127.0.0.1", () => resolve(server));
-      }),
-    ),
-  );
-  const ports = servers.map((s) => {
-    const address = s.address();
-    if (address === null || typeof address === "string") throw new Error("no port");
-    return address.port;
-  });
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
 }
 
 function startDaemon(name: DaemonName, command: string, args: string[], env: Record<string, string>, logFile: string): Daemon {
