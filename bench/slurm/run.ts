@@ -30,6 +30,7 @@ import type { OpTask } from "../../src/api/optask.ts";
 import { mintedToken } from "../../src/backends/slurm/rest/auth.ts";
 import { createSlurmApi, type SlurmClient } from "../../src/backends/slurm/rest/client.ts";
 import type { JobSubmission } from "../../src/backends/slurm/rest/types.ts";
+import { manualExecution, testTask } from "../../test/support/engine.ts";
 import { type SlurmCluster, sharedDir, startSlurm } from "../../test/support/slurm.ts";
 import { type SlurmTestEngine, startSlurmEngine } from "../../test/support/slurm-engine.ts";
 
@@ -274,29 +275,13 @@ async function stuck(t: SlurmTestEngine, env: NodeJS.ProcessEnv): Promise<string
   ].join("\n");
 }
 
-// ------------------------------------------------------------------ objects (as in test/backends/slurm/slurm-backend.test.ts)
+// ------------------------------------------------------------------ objects
 
+/** A manual task for the Slurm backend (test/support/engine.ts testTask), `run.script` "true" unless `spec` says otherwise. */
 function task(name: string, spec: Partial<OpTask["spec"]>): OpTask {
-  return {
-    apiVersion: "odop.io/v1alpha1",
-    kind: "OpTask",
-    metadata: { name, namespace: "default" },
-    spec: {
-      trigger: { manual: {} },
-      backend: "slurm",
-      run: { script: "true" },
-      policy: { priority: 0, onContention: "pause", concurrency: 1 },
-      suspend: false,
-      ...spec,
-    },
-  };
+  return testTask(name, { backend: "slurm", run: { script: "true" }, ...spec });
 }
 
 function manual(taskName: string, name: string): OpExecution {
-  return {
-    apiVersion: "odop.io/v1alpha1",
-    kind: "OpExecution",
-    metadata: { name, namespace: "default" },
-    spec: { taskRef: { name: taskName }, executionId: randomUUID(), trigger: { reason: "Manual" }, action: "Run" },
-  };
+  return manualExecution(taskName, name, randomUUID());
 }

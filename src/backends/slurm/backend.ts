@@ -47,6 +47,7 @@ import { StageNotStartedError, StageStillStoppingError } from "../errors.ts";
 import type { Backend, StagePlan, StageRef, StageState } from "../types.ts";
 import { type AttemptRecord, observeStage } from "./observation.ts";
 import type { JobSubmission, SlurmApi, SlurmJob } from "./rest/types.ts";
+import { hasEnded } from "./rest/wire.ts";
 import { batchScript, PAUSE_SIGNAL, stageFiles } from "./script.ts";
 
 export type SlurmBackendDeps = {
@@ -72,7 +73,6 @@ export type SlurmBackendDeps = {
 };
 
 const MARK = { job: "job.json", submitting: "submitting", paused: "paused", stopped: "stopped" } as const;
-const ENDED_JOB = new Set(["COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "DEADLINE", "OUT_OF_MEMORY"]);
 
 type Watched = { ref: StageRef; jobId: number; signature: string };
 
@@ -133,7 +133,7 @@ export class SlurmBackend implements Backend {
     this.#d.log.info({ execution: ref.execution, jobId: record.jobId, stage: ref.stage, signal }, "slurm job step paused");
   }
 
-  async resume(ref: StageRef, _cores: readonly number[]): Promise<void> {
+  async resume(ref: StageRef): Promise<void> {
     const dir = this.#attemptDir(ref);
     const record = await this.#record(ref, dir);
     if (record.jobId !== undefined && record.paused) {
@@ -151,14 +151,14 @@ export class SlurmBackend implements Backend {
     if (record.jobId === undefined) return;
     const jobId = record.jobId;
     const job = await this.#d.api.job(jobId);
-    if (job === undefined || ENDED_JOB.has(job.state)) return;
+    if (job === undefined || hasEnded(job.state)) return;
     if (record.paused) await this.#d.api.signal(jobId, "SIGCONT");
     await this.#d.api.cancel(jobId);
     const timeoutMs = this.#d.stopTimeoutMs ?? 60_000;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const now = await this.#d.api.job(jobId);
-      if (now === undefined || (ENDED_JOB.has(now.state) && !now.flags.includes("COMPLETING"))) break;
+      if (now === undefined || (hasEnded(now.state) && !now.flags.includes("COMPLETING"))) break;
       if (Date.now() >= deadline) throw new StageStillStoppingError(`Slurm job ${jobId} is still ${now.state} ${Math.round(timeoutMs / 1000)} s after it was cancelled`);
       await sleep(Math.min(250, this.#d.pollMs ?? 500));
     }
@@ -225,14 +225,7 @@ export class SlurmBackend implements Backend {
 
   /** Reads the attempt's folder; adopts a job whose submission's answer was lost. */
   async #record(ref: StageRef, dir: string): Promise<AttemptRecord> {
-    const started = new Set<StageName>();
-    const exitCodes = new Map<StageName, number>();
-    for (const stage of STAGES) {
-      const files = stageFiles(stage);
-      if (existsSync(join(dir, files.started))) started.add(stage);
-      const code = readExitCode(join(dir, files.exit));
-      if (code !== undefined) exitCodes.set(stage, code);
-    }
+    const { started, exitCodes } = readStageFiles(dir);
     let jobId = jobIdOf(readText(join(dir, MARK.job)));
     if (jobId === undefined) {
       const comment = readText(join(dir, MARK.submitting))?.trim();
@@ -268,7 +261,7 @@ export class SlurmBackend implements Backend {
     // An exit code of 0 is the whole story; anything else may have a reason in the job's state.
     if (record.jobId === undefined || code === 0 || (record.stopped && code === undefined)) return { ...observeStage(ref.stage, record, undefined), ...where };
     const job = await this.#job(record.jobId);
-    if (code === undefined && job !== undefined && ENDED_JOB.has(job.state)) {
+    if (code === undefined && job !== undefined && hasEnded(job.state)) {
       // The job may have ended after the files were read: the exit code is written before the job ends.
       const late = readExitCode(join(this.#attemptDir(ref), stageFiles(ref.stage).exit));
       if (late !== undefined) record = { ...record, exitCodes: new Map([...record.exitCodes, [ref.stage, late]]) };
@@ -325,15 +318,15 @@ export class SlurmBackend implements Backend {
   async #poll(): Promise<void> {
     const jobs = await this.#jobList(0);
     for (const [key, w] of this.#watched) {
-      const dir = this.#attemptDir(w.ref);
-      const files = STAGES.map((s) => `${existsSync(join(dir, stageFiles(s).started)) ? "s" : "-"}${readText(join(dir, stageFiles(s).exit))?.trim() ?? "-"}`).join(",");
+      const { started, exitCodes } = readStageFiles(this.#attemptDir(w.ref));
+      const files = STAGES.map((s) => `${started.has(s) ? "s" : "-"}${exitCodes.get(s) ?? "-"}`).join(",");
       const job = jobs.get(w.jobId);
       const signature = `${job?.state ?? "gone"}|${job?.flags.join("+") ?? ""}|${files}`;
       if (signature === w.signature) continue;
       w.signature = signature;
-      const current = STAGES.find((s) => readText(join(dir, stageFiles(s).exit))?.trim() !== "0" && existsSync(join(dir, stageFiles(s).started)));
+      const current = STAGES.find((s) => exitCodes.get(s) !== 0 && started.has(s));
       const ref = { ...w.ref, stage: current ?? w.ref.stage };
-      if (job === undefined || ENDED_JOB.has(job.state)) this.#watched.delete(key);
+      if (job === undefined || hasEnded(job.state)) this.#watched.delete(key);
       for (const listener of this.#listeners) listener(ref);
     }
   }
@@ -361,6 +354,19 @@ function jobIdOf(text: string | undefined): number | undefined {
   } catch {
     return undefined; // a torn write: the submitting mark still stands for it
   }
+}
+
+/** Which stages started and the exit codes the batch script recorded, from the attempt's folder. */
+function readStageFiles(dir: string): { started: Set<StageName>; exitCodes: Map<StageName, number> } {
+  const started = new Set<StageName>();
+  const exitCodes = new Map<StageName, number>();
+  for (const stage of STAGES) {
+    const files = stageFiles(stage);
+    if (existsSync(join(dir, files.started))) started.add(stage);
+    const code = readExitCode(join(dir, files.exit));
+    if (code !== undefined) exitCodes.set(stage, code);
+  }
+  return { started, exitCodes };
 }
 
 function readExitCode(path: string): number | undefined {

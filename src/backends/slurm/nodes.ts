@@ -15,6 +15,7 @@
  * running job named "sim" has `slurm.odop.io/job-name-sim: "true"`.
  */
 import type { Logger } from "pino";
+import { formatCpuset } from "../../api/cpuset.ts";
 import type { OpNodeStatus } from "../../api/opnode.ts";
 import type { OpTask } from "../../api/optask.ts";
 import type { NodeView } from "../../scheduler/types.ts";
@@ -135,7 +136,7 @@ export function opNodeStatusOf(node: SlurmNode, view: NodeView | undefined, now:
   return {
     source: "slurm",
     capacity: { cores: node.cpus, memory: `${node.realMemoryMiB}Mi`, gpus: 0 },
-    harvestable: { cores: harvestable.length, cpuset: harvestable.length === 0 ? "" : `${harvestable[0]}-${harvestable.at(-1)}`, memory: `${Math.floor((view?.memoryAvailableBytes ?? 0) / 2 ** 20)}Mi`, gpus: 0 },
+    harvestable: { cores: harvestable.length, cpuset: formatCpuset(harvestable), memory: `${Math.floor((view?.memoryAvailableBytes ?? 0) / 2 ** 20)}Mi`, gpus: 0 },
     lastHeartbeatTime: now,
     slurm: { state: node.state.slice(0, 16), partitions: node.partitions.slice(0, 64), allocatedCores: node.allocatedCpus },
   };
@@ -161,7 +162,7 @@ export class SlurmNodeSource {
     this.#views = slurmNodeViews(nodes, jobs, this.#options);
   }
 
-  views(_now: number): NodeView[] {
+  views(): NodeView[] {
     return this.#views;
   }
 

@@ -18,7 +18,7 @@ import { getParsed, lookupJob, submitJob } from "./calls.ts";
 import { parseReply } from "./reply.ts";
 import type { SlurmTransport } from "./transport.ts";
 import type { JobSubmission, Signal, SlurmApi, SlurmJob, SlurmNode } from "./types.ts";
-import { checkSubmission, cpuLoad, ExitCodeVerbose, exitCodeOfVerbose, JobStateNames, mebibytes, nodeStates, NoValNumber, numberOf, setNumber, slurmJob } from "./wire.ts";
+import { checkSubmission, ExitCodeVerbose, exitCodeOfVerbose, JobStateNames, NoValNumber, numberOf, setNumber, slurmJob, slurmNode } from "./wire.ts";
 
 export type DataParserVersion = "v0.0.40" | "v0.0.41" | "v0.0.42" | "v0.0.44";
 
@@ -131,20 +131,18 @@ export function jobOfDataParser(j: JobDataParser): SlurmJob {
 }
 
 export function nodeOfDataParser(n: NodeDataParser): SlurmNode {
-  const free = mebibytes(numberOf(n.free_mem));
-  const load = cpuLoad(n.cpu_load);
-  return {
+  return slurmNode({
     name: n.name,
-    state: nodeStates(n.state),
+    state: n.state,
     cpus: n.cpus,
     allocatedCpus: n.alloc_cpus,
     realMemoryMiB: n.real_memory,
     allocatedMemoryMiB: n.alloc_memory,
-    ...(free === undefined ? {} : { freeMemoryMiB: free }),
-    ...(load === undefined ? {} : { cpuLoad: load }),
+    freeMemoryMiB: numberOf(n.free_mem),
+    cpuLoad: n.cpu_load,
     partitions: n.partitions,
-    ...(n.reason === undefined || n.reason === "" ? {} : { reason: n.reason }),
-  };
+    reason: n.reason,
+  });
 }
 
 export function dataParserApi(transport: SlurmTransport, dialect: DataParserDialect): SlurmApi {

@@ -20,7 +20,7 @@ import { SLURM_ERRNO, SlurmApiError, SlurmUnreachableError } from "./errors.ts";
 import { getParsed, lookupJob, submitJob } from "./calls.ts";
 import type { SlurmTransport } from "./transport.ts";
 import type { JobSubmission, Signal, SlurmApi, SlurmJob, SlurmNode } from "./types.ts";
-import { checkSubmission, cpuLoad, exitCodeOfWaitStatus, JobStateNames, mebibytes, nodeStates, NullableString, slurmJob } from "./wire.ts";
+import { checkSubmission, exitCodeOfWaitStatus, JobStateNames, NullableString, slurmJob, slurmNode } from "./wire.ts";
 
 const VERSION = "v0.0.38";
 const BASE = `/slurm/${VERSION}`;
@@ -107,20 +107,18 @@ export function jobOfV0038(j: JobV0038): SlurmJob {
 }
 
 export function nodeOfV0038(n: NodeV0038): SlurmNode {
-  const free = mebibytes(n.free_memory ?? undefined);
-  const load = cpuLoad(n.cpu_load ?? undefined);
-  return {
+  return slurmNode({
     name: n.name,
-    state: nodeStates([n.state, ...(n.state_flags ?? [])]),
+    state: [n.state, ...(n.state_flags ?? [])],
     cpus: n.cpus,
     allocatedCpus: n.alloc_cpus ?? 0,
     realMemoryMiB: n.real_memory,
     allocatedMemoryMiB: n.alloc_memory ?? 0,
-    ...(free === undefined ? {} : { freeMemoryMiB: free }),
-    ...(load === undefined ? {} : { cpuLoad: load }),
+    freeMemoryMiB: n.free_memory ?? undefined,
+    cpuLoad: n.cpu_load ?? undefined,
     partitions: n.partitions ?? [],
-    ...(n.reason === undefined || n.reason === null || n.reason === "" ? {} : { reason: n.reason }),
-  };
+    reason: n.reason,
+  });
 }
 
 export function v0038Api(transport: SlurmTransport): SlurmApi {

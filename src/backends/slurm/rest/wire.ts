@@ -3,7 +3,7 @@
  * states, "no value" numbers, and the checks on a submission.
  */
 import { z } from "zod";
-import type { JobState, JobSubmission, SlurmJob } from "./types.ts";
+import type { JobState, JobSubmission, SlurmJob, SlurmNode } from "./types.ts";
 
 const BASE_STATES: ReadonlySet<string> = new Set<JobState>([
   "PENDING",
@@ -161,13 +161,46 @@ export function nodeStates(names: readonly string[]): string[] {
   return base <= 0 ? upper : [upper[base] ?? "", ...upper.filter((_, i) => i !== base)];
 }
 
+/** The fields every adapter reads from a node, before the rules for "no value" numbers. */
+export type NodeFields = {
+  name: string;
+  /** Base state and flags, in whatever order and case the wire has them. */
+  state: readonly string[];
+  cpus: number;
+  allocatedCpus: number;
+  realMemoryMiB: number;
+  allocatedMemoryMiB: number;
+  freeMemoryMiB: number | undefined;
+  cpuLoad: number | undefined;
+  partitions: string[];
+  reason: string | null | undefined;
+};
+
+/** The common rules: node states normalised, NO_VAL memory and load as unknown, an empty reason as none. */
+export function slurmNode(f: NodeFields): SlurmNode {
+  const free = mebibytes(f.freeMemoryMiB);
+  const load = cpuLoad(f.cpuLoad);
+  return {
+    name: f.name,
+    state: nodeStates(f.state),
+    cpus: f.cpus,
+    allocatedCpus: f.allocatedCpus,
+    realMemoryMiB: f.realMemoryMiB,
+    allocatedMemoryMiB: f.allocatedMemoryMiB,
+    ...(free === undefined ? {} : { freeMemoryMiB: free }),
+    ...(load === undefined ? {} : { cpuLoad: load }),
+    partitions: f.partitions,
+    ...(f.reason === undefined || f.reason === null || f.reason === "" ? {} : { reason: f.reason }),
+  };
+}
+
 /** Memory in MiB, or undefined for Slurm's NO_VAL64 (as −2 or as 2^64−2) and other nonsense. */
-export function mebibytes(value: number | undefined): number | undefined {
+function mebibytes(value: number | undefined): number | undefined {
   return value === undefined || value < 0 || value >= 2 ** 53 ? undefined : value;
 }
 
 /** cpu_load (load × 100), or undefined for NO_VAL (2^32−2) and above. */
-export function cpuLoad(value: number | undefined): number | undefined {
+function cpuLoad(value: number | undefined): number | undefined {
   return value === undefined || value < 0 || value >= 0xfffffffe ? undefined : value;
 }
 
