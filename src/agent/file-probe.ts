@@ -7,6 +7,7 @@
  */
 import { readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { join, matchesGlob } from "node:path";
+import { listPids } from "./procfs.ts";
 
 export type FileInfo = { path: string; mtimeMs: number; size: number };
 
@@ -46,9 +47,9 @@ export const localFileProbe: FileProbe = {
 
   openForWriting() {
     const open = new Set<string>();
-    let pids: string[];
+    let pids: number[];
     try {
-      pids = readdirSync("/proc").filter((e) => /^\d+$/.test(e));
+      pids = listPids();
     } catch {
       return open;
     }

@@ -25,7 +25,11 @@ export function sendPush(
     accept: "application/json",
     "user-agent": `odop-agent/${push.agent.version}`,
   };
-  return post(url, gzipSync(JSON.stringify(push)), headers, agent, timeoutMs);
+  const body = gzipSync(JSON.stringify(push));
+  return postOnce(url, body, headers, agent, timeoutMs).catch((error: unknown) => {
+    if (error instanceof StaleSocket) return postOnce(url, body, headers, agent, timeoutMs);
+    throw error;
+  });
 }
 
 /** The controller's reply; undefined when the answer is not an AgentPushReply. */
@@ -57,21 +61,7 @@ export interface PostAnswer {
 /** Most bytes of an answer kept (a reply is a few hundred bytes; an error page may be more). */
 const MAX_ANSWER = 1024 * 1024;
 
-export async function post(
-  url: URL,
-  body: Buffer,
-  headers: Record<string, string>,
-  agent: HttpAgent | HttpsAgent,
-  timeoutMs: number,
-): Promise<PostAnswer> {
-  try {
-    return await postOnce(url, body, headers, agent, timeoutMs);
-  } catch (error) {
-    if (error instanceof StaleSocket) return postOnce(url, body, headers, agent, timeoutMs);
-    throw error;
-  }
-}
-
+/** A reused keep-alive socket the server had closed: the request never reached it. */
 class StaleSocket extends Error {}
 
 function postOnce(
