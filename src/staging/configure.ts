@@ -3,14 +3,14 @@
  * Inputs are checked first (locations, destinations), then copied in order; the first
  * input that fails stops the stage, and its error names it (index and from).
  */
-import { stageEach } from "./each.ts";
 import { mkdir } from "node:fs/promises";
 import { dirname, posix } from "node:path";
 import type { z } from "zod";
 import type { Input } from "../api/optask.ts";
 import { copyPath, type CopyStats } from "./copy.ts";
+import { stageEach } from "./each.ts";
 import { toStagingError } from "./errors.ts";
-import { httpOptionsOf, type StageItemResult, type StageOptions } from "./events.ts";
+import { httpOptionsOf, signalOf, type StageItemResult, type StageOptions } from "./events.ts";
 import { download } from "./http.ts";
 import { namesFolder, parseLocation, redactLocation, s3Unsupported, urlBaseName, type ParsedLocation } from "./location.ts";
 import { resolveInWorkspace } from "./workspace.ts";
@@ -85,8 +85,4 @@ async function copyIn(location: ParsedLocation, dest: string, options: StageOpti
     case "s3":
       throw s3Unsupported(location.url);
   }
-}
-
-function signalOf(options: StageOptions): { signal?: AbortSignal } {
-  return options.signal === undefined ? {} : { signal: options.signal };
 }

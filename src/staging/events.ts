@@ -55,7 +55,7 @@ export type StageOptions = {
 export function httpOptionsOf(options: StageOptions): HttpOptions {
   return {
     ...options.http,
-    ...(options.signal === undefined ? {} : { signal: options.signal }),
+    ...signalOf(options),
     onRetry: (retry) =>
       options.report?.({
         type: "retry",
@@ -66,4 +66,9 @@ export function httpOptionsOf(options: StageOptions): HttpOptions {
         error: retry.error.message,
       }),
   };
+}
+
+/** The stage's signal as an option to spread, or nothing. */
+export function signalOf(options: { readonly signal?: AbortSignal | undefined }): { signal?: AbortSignal } {
+  return options.signal === undefined ? {} : { signal: options.signal };
 }

@@ -3,14 +3,14 @@
  * Outputs are checked first, then copied in order; the first that fails stops the
  * stage, and its error names it (index and from).
  */
-import { stageEach } from "./each.ts";
 import { stat } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { z } from "zod";
 import type { Output } from "../api/optask.ts";
 import { copyPath, type CopyStats } from "./copy.ts";
+import { stageEach } from "./each.ts";
 import { errnoCode, StagingError, toStagingError } from "./errors.ts";
-import { httpOptionsOf, type StageItemResult, type StageOptions } from "./events.ts";
+import { httpOptionsOf, signalOf, type StageItemResult, type StageOptions } from "./events.ts";
 import { upload } from "./http.ts";
 import { namesFolder, parseLocation, redactLocation, s3Unsupported, type ParsedLocation } from "./location.ts";
 import { realWorkspace, resolveInWorkspace } from "./workspace.ts";
@@ -86,11 +86,10 @@ async function copyOut(
   plan: OutputPlan,
   options: StageOptions,
 ): Promise<{ stats: CopyStats; shownTo: string }> {
-  const signal = options.signal === undefined ? {} : { signal: options.signal };
   if (plan.location.kind === "file") {
     const dest = namesFolder(plan.to) ? join(plan.location.path, basename(source)) : plan.location.path;
     const sourceRoot = await realWorkspace(workspace);
-    return { stats: await copyPath(source, dest, { sourceRoot, confineDestination: false, ...signal }), shownTo: dest };
+    return { stats: await copyPath(source, dest, { sourceRoot, confineDestination: false, ...signalOf(options) }), shownTo: dest };
   }
   await requireRegularFile(source, plan.from);
   const url = new URL(plan.location.url);

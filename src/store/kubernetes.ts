@@ -53,8 +53,6 @@ export type KubernetesStoreOptions = {
 
 type Scope = { plural: string; namespaced: boolean };
 
-const NAMESPACED: Record<KindName, boolean> = { OpTask: true, OpExecution: true, OpNode: false };
-
 export class KubernetesStore implements Store {
   readonly #api: CustomObjectsApi;
   readonly #watch: Watch;
@@ -96,7 +94,7 @@ export class KubernetesStore implements Store {
   }
 
   async list<K extends KindName>(kind: K, namespace?: string): Promise<ObjectOf<K>[]> {
-    const ns = NAMESPACED[kind] ? (namespace ?? this.#namespace) : undefined;
+    const ns = scopeOf(kind).namespaced ? (namespace ?? this.#namespace) : undefined;
     const { items } = await this.#list(kind, ns);
     return items as ObjectOf<K>[];
   }
@@ -187,7 +185,7 @@ export class KubernetesStore implements Store {
   // ------------------------------------------------------------------- internals
 
   #ns(kind: KindName, namespace: string | undefined): string | undefined {
-    return NAMESPACED[kind] ? (namespace ?? this.#namespace ?? "default") : undefined;
+    return scopeOf(kind).namespaced ? (namespace ?? this.#namespace ?? "default") : undefined;
   }
 
   async #replace<T extends AnyObject>(object: T, status: boolean): Promise<T> {
@@ -216,7 +214,7 @@ export class KubernetesStore implements Store {
     const { plural } = scopeOf(kind);
     const items: AnyObject[] = [];
     let token: string | undefined;
-    let resourceVersion: string | undefined;
+    let resourceVersion: string;
     try {
       do {
         const page = { group: GROUP, version: VERSION, plural, limit: this.#pageSize, ...(token === undefined ? {} : { _continue: token }) };
@@ -232,7 +230,7 @@ export class KubernetesStore implements Store {
     } catch (error) {
       throw toStoreError(error, `${kind} list${namespace === undefined ? "" : ` in ${namespace}`}`);
     }
-    return { items, resourceVersion: resourceVersion ?? "" };
+    return { items, resourceVersion };
   }
 
   #informer(kind: KindName): Informer<AnyObject> {

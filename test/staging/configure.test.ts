@@ -4,10 +4,9 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
 import { stageIn } from "../../src/staging/configure.ts";
-import { StagingError } from "../../src/staging/errors.ts";
 import type { StageEvent } from "../../src/staging/events.ts";
 import { prepareWorkspace } from "../../src/staging/workspace.ts";
-import { FAST, listTree, scratchDir, serversPerTest } from "./helpers.ts";
+import { failure, FAST, listTree, scratchDir, serversPerTest } from "./helpers.ts";
 
 const server = serversPerTest();
 
@@ -15,15 +14,6 @@ async function workspace(): Promise<string> {
   const ws = await scratchDir("odop-ws-");
   await prepareWorkspace(ws);
   return ws;
-}
-
-async function failure(promise: Promise<unknown>): Promise<StagingError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(StagingError);
-  return error as StagingError;
 }
 
 describe("stageIn from files", () => {

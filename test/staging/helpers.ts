@@ -1,5 +1,6 @@
 // Shared fixtures of the staging tests: scratch folders and real HTTP servers on 127.0.0.1.
-import { afterEach } from "vitest";
+import { afterEach, expect } from "vitest";
+import { StagingError } from "../../src/staging/errors.ts";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
@@ -26,6 +27,16 @@ export async function cleanupScratch(): Promise<void> {
 export async function listTree(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
   return entries.map((e) => relative(dir, join(e.parentPath, e.name)) + (e.isDirectory() ? "/" : "")).sort();
+}
+
+/** The StagingError `promise` rejects with; fails the test when it resolves or rejects otherwise. */
+export async function failure(promise: Promise<unknown>): Promise<StagingError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(StagingError);
+  return error as StagingError;
 }
 
 export type Received = {

@@ -3,11 +3,10 @@ import { mkdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
-import { StagingError } from "../../src/staging/errors.ts";
 import type { StageEvent } from "../../src/staging/events.ts";
 import { stageOut } from "../../src/staging/publish.ts";
 import { prepareWorkspace } from "../../src/staging/workspace.ts";
-import { FAST, listTree, scratchDir, serversPerTest } from "./helpers.ts";
+import { failure, FAST, listTree, scratchDir, serversPerTest } from "./helpers.ts";
 
 const server = serversPerTest();
 
@@ -21,15 +20,6 @@ async function workspaceWithOutputs(): Promise<{ ws: string; data: Buffer }> {
   await writeFile(join(ws, "outputs/plots/a.png"), "png-a");
   await writeFile(join(ws, "outputs/plots/2d/b.png"), "png-bb");
   return { ws, data };
-}
-
-async function failure(promise: Promise<unknown>): Promise<StagingError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(StagingError);
-  return error as StagingError;
 }
 
 describe("stageOut to files", () => {

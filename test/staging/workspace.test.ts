@@ -1,20 +1,10 @@
 import { mkdir, stat, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { StagingError } from "../../src/staging/errors.ts";
 import { prepareWorkspace, resolveInWorkspace, workspaceLayout } from "../../src/staging/workspace.ts";
-import { cleanupScratch, scratchDir } from "./helpers.ts";
+import { cleanupScratch, failure, scratchDir } from "./helpers.ts";
 
 afterEach(cleanupScratch);
-
-async function refusal(promise: Promise<unknown>): Promise<StagingError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(StagingError);
-  return error as StagingError;
-}
 
 describe("workspaceLayout and prepareWorkspace", () => {
   it("names inputs/, outputs/ and logs/ and creates them, twice without complaint", async () => {
@@ -38,7 +28,7 @@ describe("resolveInWorkspace", () => {
 
   it.each(["/etc/passwd", "../x", "inputs/../../x", "a/..", "..", "a\\..\\b"])("refuses %j, naming it", async (path) => {
     const ws = await scratchDir();
-    const error = await refusal(resolveInWorkspace(ws, path));
+    const error = await failure(resolveInWorkspace(ws, path));
     expect(error.reason).toBe("OutsideWorkspace");
     expect(error.transient).toBe(false);
     expect(error.message).toContain(JSON.stringify(path));
@@ -51,7 +41,7 @@ describe("resolveInWorkspace", () => {
     await symlink(outside, join(ws, "link"));
     await symlink(join(outside, "missing-dir"), join(ws, "dangling-dir-parent"));
     for (const path of ["link", "link/file", "link/new/deeper", "dangling-dir-parent", "dangling-dir-parent/x"]) {
-      const error = await refusal(resolveInWorkspace(ws, path));
+      const error = await failure(resolveInWorkspace(ws, path));
       expect(error.reason).toBe("OutsideWorkspace");
       expect(error.message).toContain(`"${path}" escapes the workspace`);
       expect(error.message).toContain(`through a symlink to ${outside}`);
@@ -67,7 +57,7 @@ describe("resolveInWorkspace", () => {
 
   it("says when the workspace itself is missing", async () => {
     const ws = join(await scratchDir(), "nope");
-    const error = await refusal(resolveInWorkspace(ws, "a"));
+    const error = await failure(resolveInWorkspace(ws, "a"));
     expect(error.message).toBe(`workspace ${ws} does not exist`);
   });
 

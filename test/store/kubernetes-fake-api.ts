@@ -8,6 +8,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { KubeConfig } from "@kubernetes/client-node";
+import { afterEach } from "vitest";
+import { eventually } from "../support/engine.ts";
 
 export type Recorded = { method: string; path: string; query: URLSearchParams; body: unknown; contentType: string | undefined };
 export type Route = (res: ServerResponse, request: Recorded) => void;
@@ -182,9 +184,17 @@ export function task(namespace: string, name: string, resourceVersion: string, s
 }
 
 export async function until(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
+  await eventually(check, what, timeoutMs);
+}
+
+/** For a test file: returns `closing(x)`, which closes x after the test, the latest first. */
+export function closeAfterEach(): <T extends { close(): Promise<void> }>(resource: T) => T {
+  const open: { close(): Promise<void> }[] = [];
+  afterEach(async () => {
+    for (const resource of open.splice(0).reverse()) await resource.close();
+  });
+  return (resource) => {
+    open.push(resource);
+    return resource;
+  };
 }

@@ -4,32 +4,27 @@
  * after a dropped connection. Waits are on events, never on time.
  */
 import pino from "pino";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { OpTask } from "../../src/api/optask.ts";
 import { KubernetesStore } from "../../src/store/kubernetes.ts";
 import type { WatchEvent } from "../../src/store/types.ts";
-import { FakeApi, listOf, sendStatus, status, streamOf, task, until } from "./kubernetes-fake-api.ts";
+import { closeAfterEach, FakeApi, listOf, sendStatus, status, streamOf, task, until } from "./kubernetes-fake-api.ts";
 
 const log = pino({ level: "silent" });
 const NS = "ns";
 
-let fake: FakeApi | undefined;
-let store: KubernetesStore | undefined;
-
-afterEach(async () => {
-  await store?.close();
-  await fake?.close();
-  store = undefined;
-  fake = undefined;
-});
+const closing = closeAfterEach();
 
 function start(api: FakeApi, delays: number[] = []) {
-  store = new KubernetesStore({
-    kubeConfig: api.kubeConfig(),
-    log,
-    namespace: NS,
-    watchBackoff: { initialMs: 10, maxMs: 1000, random: () => 0.5, sleep: (ms) => (delays.push(ms), Promise.resolve()) },
-  });
+  closing(api);
+  const store = closing(
+    new KubernetesStore({
+      kubeConfig: api.kubeConfig(),
+      log,
+      namespace: NS,
+      watchBackoff: { initialMs: 10, maxMs: 1000, random: () => 0.5, sleep: (ms) => (delays.push(ms), Promise.resolve()) },
+    }),
+  );
   const seen: WatchEvent<OpTask>[] = [];
   const stop = store.watch("OpTask", (e) => seen.push(e));
   const names = () => seen.map((e) => `${e.type} ${e.object.metadata.name} ${e.object.metadata.resourceVersion}`);
@@ -38,7 +33,7 @@ function start(api: FakeApi, delays: number[] = []) {
 
 describe("kubernetes store watch", () => {
   it("lists, then watches from the list's resourceVersion, delivering in order and asynchronously", async () => {
-    fake = await new FakeApi()
+    const fake = await new FakeApi()
       .onList(listOf([task(NS, "a", "5"), task(NS, "b", "6")], "10"))
       .onWatch(
         streamOf(
@@ -64,7 +59,7 @@ describe("kubernetes store watch", () => {
   });
 
   it("on an expired watch (ERROR 410) lists again and delivers only the difference", async () => {
-    fake = await new FakeApi()
+    const fake = await new FakeApi()
       .onList(listOf([task(NS, "a", "5"), task(NS, "b", "6"), task(NS, "c", "7")], "10"))
       .onWatch(
         streamOf(
@@ -87,21 +82,21 @@ describe("kubernetes store watch", () => {
   });
 
   it("on an HTTP 410 answer to the watch lists again", async () => {
-    fake = await new FakeApi()
+    const fake = await new FakeApi()
       .onList(listOf([task(NS, "a", "5")], "10"))
       .onWatch((res) => sendStatus(res, 410, "Expired", "too old resource version"))
       .onList(listOf([task(NS, "a", "5"), task(NS, "b", "16")], "20"))
       .start();
     const { seen, names } = start(fake);
     await until(() => seen.length >= 2, "ADDED b after the relist");
-    await until(() => fake!.watchRequests().length >= 2, "the watch from the new list");
+    await until(() => fake.watchRequests().length >= 2, "the watch from the new list");
     expect(names()).toEqual(["ADDED a 5", "ADDED b 16"]);
     expect(fake.watchRequests().map((r) => r.query.get("resourceVersion"))).toEqual(["10", "20"]);
   });
 
   it("after a dropped connection reconnects from the last resourceVersion, backing off while it fails", async () => {
     const delays: number[] = [];
-    fake = await new FakeApi()
+    const fake = await new FakeApi()
       .onList(listOf([task(NS, "a", "5")], "10"))
       .onWatch(streamOf([{ type: "MODIFIED", object: task(NS, "a", "11") }], "drop"))
       .onWatch((res) => sendStatus(res, 500, "InternalError", "etcd leader changed"))
@@ -120,7 +115,7 @@ describe("kubernetes store watch", () => {
 
   it("backs off on a watch that the server closes at once without news, not on one that delivered", async () => {
     const delays: number[] = [];
-    fake = await new FakeApi()
+    const fake = await new FakeApi()
       .onList(listOf([], "10"))
       .onWatch(streamOf([{ type: "ADDED", object: task(NS, "a", "11") }], "end"))
       .onWatch(streamOf([], "end"))
@@ -135,20 +130,20 @@ describe("kubernetes store watch", () => {
 
   it("relists with backoff when the list fails, then delivers the objects once", async () => {
     const delays: number[] = [];
-    fake = await new FakeApi()
+    const fake = await new FakeApi()
       .onList((res) => sendStatus(res, 503, "ServiceUnavailable", "starting"))
       .onList(listOf([task(NS, "a", "5")], "10"))
       .start();
     const { seen, names } = start(fake, delays);
-    await until(() => seen.length >= 1 && fake!.watchRequests().length >= 1, "the list and the watch");
+    await until(() => seen.length >= 1 && fake.watchRequests().length >= 1, "the list and the watch");
     expect(names()).toEqual(["ADDED a 5"]);
     expect(delays).toEqual([7.5]);
   });
 
   it("shares one informer: a later handler gets the cache as ADDED without a new list, and close stops the watch", async () => {
-    fake = await new FakeApi().onList(listOf([task(NS, "a", "5"), task(NS, "b", "6")], "10")).start();
+    const fake = await new FakeApi().onList(listOf([task(NS, "a", "5"), task(NS, "b", "6")], "10")).start();
     const first = start(fake);
-    await until(() => first.seen.length >= 2 && fake!.openWatches === 1, "the first handler synced");
+    await until(() => first.seen.length >= 2 && fake.openWatches === 1, "the first handler synced");
     const second: string[] = [];
     const stop = first.store.watch("OpTask", (e) => second.push(`${e.type} ${e.object.metadata.name}`));
     await until(() => second.length >= 2, "the replay");
@@ -157,12 +152,12 @@ describe("kubernetes store watch", () => {
     expect(fake.watchRequests()).toHaveLength(1);
     stop();
     first.stop();
-    await until(() => fake!.openWatches === 0, "the watch closed after the last handler left");
+    await until(() => fake.openWatches === 0, "the watch closed after the last handler left");
   });
 
   it("returns objects that break the schema as they are", async () => {
     const broken = { ...task(NS, "x", "5"), spec: { trigger: { nonsense: {} } } };
-    fake = await new FakeApi().onList(listOf([broken], "10")).start();
+    const fake = await new FakeApi().onList(listOf([broken], "10")).start();
     const { seen } = start(fake);
     await until(() => seen.length >= 1, "ADDED x");
     expect(seen[0]?.object.metadata.name).toBe("x");

@@ -4,30 +4,22 @@
  * contract suite (kubernetes.test.ts) whenever a cluster is reachable.
  */
 import pino from "pino";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { OpTask } from "../../src/api/optask.ts";
 import { ConflictError, InvalidError, NotFoundError } from "../../src/store/errors.ts";
 import { isTransient, KubernetesApiError } from "../../src/store/kubernetes-errors.ts";
 import { KubernetesStore } from "../../src/store/kubernetes.ts";
-import { FakeApi, kubeConfigFor, sendJson, sendStatus, task } from "./kubernetes-fake-api.ts";
+import { closeAfterEach, FakeApi, kubeConfigFor, sendJson, sendStatus, task } from "./kubernetes-fake-api.ts";
 
 const log = pino({ level: "silent" });
-let fake: FakeApi | undefined;
-let store: KubernetesStore | undefined;
-
-afterEach(async () => {
-  await store?.close();
-  await fake?.close();
-  store = undefined;
-  fake = undefined;
-});
+const closing = closeAfterEach();
 
 async function withFake(setup: (api: FakeApi) => void, namespace?: string): Promise<{ api: FakeApi; store: KubernetesStore }> {
-  fake = new FakeApi();
-  setup(fake);
-  await fake.start();
-  store = new KubernetesStore({ kubeConfig: fake.kubeConfig(), log, ...(namespace === undefined ? {} : { namespace }) });
-  return { api: fake, store };
+  const api = closing(new FakeApi());
+  setup(api);
+  await api.start();
+  const store = closing(new KubernetesStore({ kubeConfig: api.kubeConfig(), log, ...(namespace === undefined ? {} : { namespace }) }));
+  return { api, store };
 }
 
 const echo = (code: number) => (res: Parameters<Parameters<FakeApi["on"]>[2]>[0], request: { body: unknown }) => sendJson(res, code, request.body);

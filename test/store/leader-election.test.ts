@@ -52,12 +52,16 @@ function candidate(leases: MemoryLeases, identity: string, clock: { now: number 
   return { elector, log };
 }
 
+/** Candidates a and b sharing one Lease and one clock at 0. */
+function twoCandidates() {
+  const leases = new MemoryLeases();
+  const clock = { now: 0 };
+  return { leases, clock, a: candidate(leases, "a", clock), b: candidate(leases, "b", clock) };
+}
+
 describe("LeaderElector", () => {
   it("lets one of two candidates lead and keeps it while it renews", async () => {
-    const leases = new MemoryLeases();
-    const clock = { now: 0 };
-    const a = candidate(leases, "a", clock);
-    const b = candidate(leases, "b", clock);
+    const { leases, clock, a, b } = twoCandidates();
     for (let t = 0; t <= 60_000; t += 2_000) {
       clock.now = t;
       await a.elector.tryOnce();
@@ -70,10 +74,7 @@ describe("LeaderElector", () => {
   });
 
   it("hands over when the leader cannot renew, and never lets both act", async () => {
-    const leases = new MemoryLeases();
-    const clock = { now: 0 };
-    const a = candidate(leases, "a", clock);
-    const b = candidate(leases, "b", clock);
+    const { leases, clock, a, b } = twoCandidates();
     await a.elector.tryOnce();
     await b.elector.tryOnce();
     leases.failing.add("a"); // a loses its connection to the API server
@@ -92,10 +93,7 @@ describe("LeaderElector", () => {
   });
 
   it("releases the Lease on stop so another replica takes over at its next try", async () => {
-    const leases = new MemoryLeases();
-    const clock = { now: 0 };
-    const a = candidate(leases, "a", clock);
-    const b = candidate(leases, "b", clock);
+    const { clock, a, b } = twoCandidates();
     await a.elector.tryOnce();
     await b.elector.tryOnce();
     await a.elector.stop();
