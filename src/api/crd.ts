@@ -107,8 +107,10 @@ export function openApiSchema(def: KindDefinition): JsonSchema {
   delete (json["properties"] as Record<string, JsonSchema>)["metadata"];
   const schema = structural(json, "");
   const properties = schema["properties"] as Record<string, JsonSchema>;
-  // At the root the API server owns metadata; only name rules may be added, by CEL.
-  properties["metadata"] = { type: "object" };
+  // At the root the API server owns metadata; only name and generateName may be described.
+  // The name's property must be declared: the API server resolves a CEL rule's
+  // fieldPath ".metadata.name" against the schema, and refuses the CRD without it.
+  properties["metadata"] = { type: "object", properties: { name: { type: "string" } } };
   properties["apiVersion"] = { type: "string", description: "odop.io/v1alpha1" };
   properties["kind"] = { type: "string", description: def.kind };
   delete schema["required"];
