@@ -57,15 +57,55 @@ export const ObjectMeta = strict({
 });
 export type ObjectMeta = z.infer<typeof ObjectMeta>;
 
+/** What metav1.Condition allows in a reason (CamelCase, digits, _ , :), as the API server checks it. */
+export const REASON_PATTERN = /^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/;
+/** metav1.Condition's limits. */
+export const CONDITION_REASON_MAX = 1024;
+export const CONDITION_MESSAGE_MAX = 32768;
+
 /** A condition, as metav1.Condition defines it. */
 export const Condition = strict({
   type: z.string().max(316).regex(/^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/),
   status: z.enum(["True", "False", "Unknown"]),
   observedGeneration: z.int().min(0).optional(),
   lastTransitionTime: Timestamp,
-  reason: z.string().min(1).max(1024).regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/),
-  message: z.string().max(32768),
+  reason: z.string().min(1).max(CONDITION_REASON_MAX).regex(REASON_PATTERN),
+  message: z.string().max(CONDITION_MESSAGE_MAX),
 });
+
+/**
+ * A reason the schema accepts, made from any text: a kubelet's "OutOfnvidia.com/gpu"
+ * becomes "OutOfnvidia_com_gpu" (runs of other characters → "_"), a reason that does
+ * not start with a letter gets `fallback` in front, and it is cut to `max`. Reasons come
+ * from pod statuses, Slurm and errors: one the API server refuses would make every later
+ * status write fail.
+ */
+export function asReason(raw: string, max: number = CONDITION_REASON_MAX, fallback = "Reason"): string {
+  let reason = raw.replace(/[^A-Za-z0-9_,:]+/g, "_").replace(/[,:]+$/, "").replace(/^_+|_+$/g, "");
+  if (!/^[A-Za-z]/.test(reason)) reason = reason === "" ? fallback : `${fallback}_${reason}`;
+  reason = reason.slice(0, max).replace(/[,:]+$/, "");
+  return REASON_PATTERN.test(reason) ? reason : fallback;
+}
+
+/**
+ * `text` cut to `max` characters in the middle, saying how much was cut: the start says
+ * what happened, the end of a log tail says why, so both are kept (two fifths of the
+ * room for the start).
+ */
+export function truncated(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const marker = (cut: number) => ` … [${cut} characters cut] … `;
+  const room = max - marker(text.length).length;
+  if (room <= 0) return text.slice(0, max);
+  const head = Math.ceil(room * 0.4);
+  const tail = room - head;
+  return text.slice(0, head) + marker(text.length - head - tail) + text.slice(text.length - tail);
+}
+
+/** Conditions with every reason and message fitted to metav1.Condition's limits. */
+export function fitConditions<C extends { reason: string; message: string }>(conditions: readonly C[]): C[] {
+  return conditions.map((c) => ({ ...c, reason: asReason(c.reason), message: truncated(c.message, CONDITION_MESSAGE_MAX) }));
+}
 export type Condition = z.infer<typeof Condition>;
 
 /** Conditions are a map keyed by type, as Kubernetes merges them. */

@@ -3,7 +3,7 @@
  * with `kubectl get opexecutions -w` and steer them through `spec.action`.
  */
 import { z } from "zod";
-import { Conditions, DnsLabel, keyedList, resource, strict, Timestamp } from "./meta.ts";
+import { asReason, Conditions, DnsLabel, fitConditions, keyedList, resource, strict, Timestamp, truncated } from "./meta.ts";
 import { EnvVar, BACKENDS } from "./optask.ts";
 import { withRules } from "./rules.ts";
 
@@ -64,6 +64,10 @@ export const OpExecutionSpec = strict({
 });
 export type OpExecutionSpec = z.infer<typeof OpExecutionSpec>;
 
+/** Limits of status.reason/message and of each stage's reason/message. */
+export const STATUS_REASON_MAX = 256;
+export const STATUS_MESSAGE_MAX = 4096;
+
 export const STAGES = ["configure", "run", "publish"] as const;
 export type StageName = (typeof STAGES)[number];
 
@@ -73,8 +77,8 @@ export const StageStatus = strict({
   startedAt: Timestamp.optional(),
   finishedAt: Timestamp.optional(),
   exitCode: z.int().optional(),
-  reason: z.string().max(256).optional(),
-  message: z.string().max(4096).optional(),
+  reason: z.string().max(STATUS_REASON_MAX).optional(),
+  message: z.string().max(STATUS_MESSAGE_MAX).optional(),
   attempt: z.int().min(1).optional().describe("The attempt this stage status belongs to."),
   pausedAt: Timestamp.optional().describe("Set while the stage is paused."),
   pausedSeconds: z.number().min(0).optional().describe("Time spent paused; not counted against requirements.time."),
@@ -95,8 +99,8 @@ export const OPEXECUTION_CONDITIONS = {
 export const OpExecutionStatus = strict({
   observedGeneration: z.int().min(0).optional(),
   phase: z.enum(EXECUTION_PHASES).optional(),
-  reason: z.string().max(256).optional().describe("Why it is in this phase, CamelCase."),
-  message: z.string().max(4096).optional(),
+  reason: z.string().max(STATUS_REASON_MAX).optional().describe("Why it is in this phase, CamelCase."),
+  message: z.string().max(STATUS_MESSAGE_MAX).optional(),
   conditions: Conditions.optional(),
   node: z.string().max(253).optional(),
   cores: z.array(z.int().min(0)).max(4096).optional().describe("The cores it is pinned to."),
@@ -124,6 +128,26 @@ export const OpExecutionStatus = strict({
   }).optional(),
 });
 export type OpExecutionStatus = z.infer<typeof OpExecutionStatus>;
+
+/**
+ * The status as the schema accepts it: reasons made CamelCase-safe and messages cut to
+ * their limits. Reasons and messages come from pods, Slurm and errors; the controller
+ * fits every status before writing it, so that no write is refused for ever.
+ */
+export function fitExecutionStatus(status: OpExecutionStatus): OpExecutionStatus {
+  const out: OpExecutionStatus = { ...status };
+  if (out.reason !== undefined) out.reason = asReason(out.reason, STATUS_REASON_MAX);
+  if (out.message !== undefined) out.message = truncated(out.message, STATUS_MESSAGE_MAX);
+  if (out.conditions !== undefined) out.conditions = fitConditions(out.conditions);
+  if (out.stages !== undefined) {
+    out.stages = out.stages.map((stage) => ({
+      ...stage,
+      ...(stage.reason === undefined ? {} : { reason: asReason(stage.reason, STATUS_REASON_MAX) }),
+      ...(stage.message === undefined ? {} : { message: truncated(stage.message, STATUS_MESSAGE_MAX) }),
+    }));
+  }
+  return out;
+}
 
 export const OpExecution = withRules(resource("OpExecution", OpExecutionSpec, OpExecutionStatus), [
   {

@@ -6,7 +6,7 @@ import { Cron } from "croner";
 import { z } from "zod";
 import { Duration } from "./duration.ts";
 import { HttpUrl, Location, WorkspacePath } from "./locations.ts";
-import { Conditions, DnsLabel, keyedList, resource, strict, Timestamp } from "./meta.ts";
+import { Conditions, DnsLabel, fitConditions, keyedList, resource, strict, Timestamp, truncated } from "./meta.ts";
 import { compareQuantities, parseQuantity, Quantity } from "./quantity.ts";
 import { celString, exactlyOne, exactlyOneCel, withRules } from "./rules.ts";
 
@@ -374,10 +374,12 @@ export const OPTASK_CONDITIONS = {
   Ready: "Ready",
 } as const;
 
+const TRIGGER_SUMMARY_MAX = 256;
+
 export const OpTaskStatus = strict({
   observedGeneration: z.int().min(0).optional(),
   conditions: Conditions.optional(),
-  trigger: z.string().max(256).optional().describe("The trigger, summarised for `kubectl get`."),
+  trigger: z.string().max(TRIGGER_SUMMARY_MAX).optional().describe("The trigger, summarised for `kubectl get`."),
   runs: z.int().min(0).optional().describe("Executions created so far."),
   active: z.int().min(0).optional().describe("Executions not yet finished."),
   succeeded: z.int().min(0).optional(),
@@ -402,6 +404,14 @@ export const OpTaskStatus = strict({
     .describe("What executions of this task really used (the profile update)."),
 });
 export type OpTaskStatus = z.infer<typeof OpTaskStatus>;
+
+/** The status as the schema accepts it (condition reasons and messages, the trigger summary); see fitExecutionStatus. */
+export function fitTaskStatus(status: OpTaskStatus): OpTaskStatus {
+  const out: OpTaskStatus = { ...status };
+  if (out.conditions !== undefined) out.conditions = fitConditions(out.conditions);
+  if (out.trigger !== undefined) out.trigger = truncated(out.trigger, TRIGGER_SUMMARY_MAX);
+  return out;
+}
 
 /** OpTask names become parts of execution, pod and Slurm job names, which must stay DNS labels. */
 export const OPTASK_NAME_MAX = 50;

@@ -55,6 +55,8 @@ export type StageDetail = {
   message?: string;
   /** The Slurm job that runs the stage (status.backend.slurmJobId). */
   slurmJobId?: number;
+  /** The pod that runs the stage (status.backend.pods). */
+  pod?: string;
 };
 
 export interface Backend {

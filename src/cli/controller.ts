@@ -11,7 +11,7 @@
  */
 import { KubeConfig } from "@kubernetes/client-node";
 import { readFileSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname } from "node:path";
 import pino from "pino";
 import pkg from "../../package.json" with { type: "json" };
 import { httpAgentClient } from "../backends/kubernetes/agent-client.ts";
@@ -22,7 +22,7 @@ import { Engine } from "../controller/engine.ts";
 import { serveHealth } from "../controller/health-server.ts";
 import { ControllerMetrics } from "../controller/metrics.ts";
 import { notifierFor } from "../controller/notifier.ts";
-import { StagePlanner } from "../controller/stage-plans.ts";
+import { podPlanner } from "../controller/stage-plans.ts";
 import { localFileProbe } from "../agent/file-probe.ts";
 import { AgentFileProbe } from "../controller/ingest/agent-file-probe.ts";
 import { AgentNodeSource } from "../controller/ingest/agent-nodes.ts";
@@ -38,6 +38,8 @@ import { type ControllerFlags, loadControllerConfig } from "./controller-config.
 type Out = { write(text: string): unknown };
 
 const SAMPLE_INTERVAL_MS = 1000;
+/** Each Lease request is aborted after this long: half the elector's renew deadline (10 s), as client-go's components do. */
+const LEASE_REQUEST_TIMEOUT_MS = 5_000;
 
 /** Runs until SIGTERM/SIGINT (exit 0) or a lost Lease (exit 1); 2 for bad configuration. */
 export async function controllerCommand(flags: ControllerFlags, err: Out): Promise<number> {
@@ -51,7 +53,7 @@ export async function controllerCommand(flags: ControllerFlags, err: Out): Promi
     err.write("odop controller: watching several namespaces is not supported yet; leave ODOP_WATCH_NAMESPACES empty (all) or name one\n");
     return 2;
   }
-  const log = pino({ level: process.env["ODOP_LOG_LEVEL"] ?? "info", redact: ["*.token", "*.authorization", "key"] });
+  const log = pino({ level: process.env["ODOP_LOG_LEVEL"] ?? "info", redact: ["*.token", "*.authorization", "*.headers.authorization"] });
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromDefault();
   const namespace = config.watchNamespaces[0];
@@ -75,21 +77,17 @@ export async function controllerCommand(flags: ControllerFlags, err: Out): Promi
     workspace: config.workspace,
     cleanupPolicy: config.cleanup,
     ...(templates === undefined ? {} : { podTemplate: () => templates.get() }),
-    agent: httpAgentClient({ url: (node) => `http://${node}:${process.env["ODOP_AGENT_PORT"] ?? "9180"}`, token: () => process.env["ODOP_AGENT_TOKEN"] ?? "" }),
+    // Agents listen on the node's own address (hostNetwork): its InternalIP, which resolves nowhere else than where it is.
+    agent: httpAgentClient({ url: (node) => agentUrl(nodes.addressOf(node) ?? node, process.env["ODOP_AGENT_PORT"] ?? "9180"), token: () => process.env["ODOP_AGENT_TOKEN"] ?? "" }),
     ...(namespace === undefined ? {} : { namespace }),
   });
   const notifyKey = await loadNotifyKey({ env: process.env });
-  let leading = !config.leaderElection;
+  let leading = false;
   const engine: Engine = new Engine({
     store,
     backend,
-    planner: new StagePlanner({
-      executionsRoot: join(config.statePath, "executions"),
-      odopCommand: ["odop"],
-      baseEnv: {},
-      secretsDir: join(config.statePath, "secrets"),
-      pythonPath: [],
-    }),
+    // Pods are built from the task and execution: no process plans, no files on the controller's disk.
+    planner: podPlanner,
     clock: systemClock,
     log,
     notifier: notifierFor(store, notifyKey, log),
@@ -103,39 +101,46 @@ export async function controllerCommand(flags: ControllerFlags, err: Out): Promi
   late.engine = engine;
   const metrics = new ControllerMetrics({ queueDepth: () => engine.queueDepth, phases: () => engine.phaseCounts(), leading: () => leading });
   const started = Date.now();
-  // Ready once the API server answered a full list (the pod informer synced).
+  // The leader is ready once the API server answered its lists (the pod and node informers
+  // synced); a standby, once its Lease attempts get answers (it lists and watches nothing).
   let synced = false;
   let closing = false;
-  void (async () => {
+  const syncInformers = async () => {
+    nodes.start();
     while (!closing) {
       try {
         await backend.ready(5_000);
-        synced = true;
-        return;
+        if (nodes.synced) {
+          synced = true;
+          return;
+        }
       } catch (error) {
         if (!closing) log.warn({ err: error }, "the API server has not answered a list yet");
       }
+      await new Promise((resolve) => setTimeout(resolve, 200));
     }
-  })();
+  };
+  let elector: LeaderElector | undefined;
   const server = await serveHealth("0.0.0.0", config.httpPort, {
     // A standby's loops do not turn: it is live while it waits for the Lease.
     live: () => !leading || Date.now() - (engine.lastTickAt ?? started) < 10 * SAMPLE_INTERVAL_MS,
-    ready: () => synced,
+    ready: () => (leading ? synced : (elector?.healthy ?? false)),
     registry: metrics.registry,
   });
   log.info({ version: pkg.version, namespace: namespace ?? "(all)", leaderElection: config.leaderElection, port: config.httpPort }, "odop controller started");
 
   return await new Promise<number>((resolve) => {
     let stopping = false;
-    const elector = config.leaderElection
+    elector = config.leaderElection
       ? new LeaderElector({
-          client: leaseClientFor(kubeConfig),
+          client: leaseClientFor(kubeConfig, LEASE_REQUEST_TIMEOUT_MS),
           namespace: config.namespace,
           name: config.leaseName,
           identity: config.identity,
           onStartedLeading: () => {
             leading = true;
             log.info({ identity: config.identity }, "leading: reconciling");
+            void syncInformers();
             engine.start();
           },
           onStoppedLeading: () => {
@@ -143,7 +148,8 @@ export async function controllerCommand(flags: ControllerFlags, err: Out): Promi
             log.warn({ identity: config.identity }, "lost the lease: stopping");
             void shutdown(1);
           },
-          onError: (error) => log.warn({ err: error }, "leader election attempt failed"),
+          // A conflict is another replica's move; anything else means this one cannot lead (readiness says so).
+          onError: (error) => log.error({ err: error }, "leader election attempt failed"),
         })
       : undefined;
     const shutdown = async (code: number) => {
@@ -156,7 +162,7 @@ export async function controllerCommand(flags: ControllerFlags, err: Out): Promi
       await elector?.stop();
       await backend.close();
       templates?.stop();
-      nodes.close();
+      await nodes.close();
       await ingest?.close();
       await store.close();
       server.close();
@@ -166,8 +172,11 @@ export async function controllerCommand(flags: ControllerFlags, err: Out): Promi
     const onSignal = () => void shutdown(0);
     process.once("SIGTERM", onSignal);
     process.once("SIGINT", onSignal);
-    if (elector === undefined) engine.start();
-    else elector.start();
+    if (elector === undefined) {
+      leading = true;
+      void syncInformers();
+      engine.start();
+    } else elector.start();
   });
 }
 
@@ -180,6 +189,11 @@ function triggerFolders(tasks: readonly OpTask[]): WatchRequest[] {
     if (request !== undefined) seen.set(`${request.folder}\u0000${request.pattern}`, request);
   }
   return [...seen.values()].slice(0, 256);
+}
+
+/** The URL of a node agent's freezer at `address` (an IPv6 address goes in brackets). */
+export function agentUrl(address: string, port: string): string {
+  return `http://${address.includes(":") ? `[${address}]` : address}:${port}`;
 }
 
 /** The agents' bearer token: a file read on every push (a rotated Secret applies), else ODOP_AGENT_TOKEN. */

@@ -106,7 +106,7 @@ export async function runCommand(path: string, command: readonly string[], optio
     return 2;
   }
   mkdirSync(paths.executions, { recursive: true });
-  const log = pino({ level: "info", redact: ["*.token", "*.key", "key"] }, pino.destination({ dest: paths.log, mkdir: true, sync: false }));
+  const log = pino({ level: "info", redact: ["*.token", "*.key", "*.authorization"] }, pino.destination({ dest: paths.log, mkdir: true, sync: false }));
   const store = new EmbeddedStore({ folder: paths.store });
   const suspended = await apply(store, manifests);
   if (suspended.length > 0) err.write(`no longer in ${path}, suspended: ${suspended.join(", ")}\n`);

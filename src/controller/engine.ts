@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import { type OpExecution, TERMINAL_PHASES } from "../api/opexecution.ts";
 import type { BackendKind, OpTask } from "../api/optask.ts";
 import { quantityValue, toUnits } from "../api/quantity.ts";
+import type { OpNodeStatus } from "../api/opnode.ts";
 import type { NodeSample } from "../api/sample.ts";
 import { slurmJobSelector } from "../backends/slurm/nodes.ts";
 import type { Backend } from "../backends/types.ts";
@@ -21,7 +22,7 @@ import { DecisionBox } from "./decisions.ts";
 import { ExecutionReconciler, type ReconcileResult } from "./execution-reconciler.ts";
 import type { Notifier } from "./notifier.ts";
 import { WorkQueue } from "./queue.ts";
-import type { StagePlanner } from "./stage-plans.ts";
+import type { Planner } from "./stage-plans.ts";
 import { TaskReconciler } from "./task-reconciler.ts";
 import type { NodeSource } from "./node-source.ts";
 import { OpNodeWriter } from "./opnode-writer.ts";
@@ -31,7 +32,7 @@ import { UsageTracker } from "./usage.ts";
 export type EngineOptions = {
   store: Store;
   backend: Backend;
-  planner: StagePlanner;
+  planner: Planner;
   clock: Clock;
   log: Logger;
   notifier: Notifier;
@@ -246,7 +247,7 @@ export class Engine {
     try {
       await this.#o.nodes.refresh();
       const opNodes = this.#o.nodes.opNodes?.(rfc3339(this.#o.clock.now()));
-      if (opNodes !== undefined) void this.#opNodes.write(opNodes);
+      if (opNodes !== undefined) void this.#opNodes.write(this.#withRunning(opNodes));
       this.usage.sample();
       this.#round();
       // File triggers are looked at every interval: fs.watch is only a hint.
@@ -338,6 +339,20 @@ export class Engine {
     // A file being written fires many events: they are coalesced into one look per FILE_EVENT_DELAY_MS.
     this.#unwatchFiles = watch(paths, () => {
       for (const t of this.#tasks.values()) if (t.spec.trigger.fileIn !== undefined || t.spec.trigger.fileUpdated !== undefined) this.#queue.addAfter(TASK + keyOf(t), FILE_EVENT_DELAY_MS);
+    });
+  }
+
+  /** OpNode statuses with the executions this engine runs on each node (what `kubectl get opnode` shows as RUNNING). */
+  #withRunning(opNodes: { name: string; status: OpNodeStatus }[]): { name: string; status: OpNodeStatus }[] {
+    const byNode = new Map<string, string[]>();
+    for (const e of this.#executions.values()) {
+      const node = e.status?.node;
+      if (node === undefined || !ACTIVE_PHASES.has(e.status?.phase ?? "")) continue;
+      byNode.set(node, [...(byNode.get(node) ?? []), keyOf(e)]);
+    }
+    return opNodes.map(({ name, status }) => {
+      const running = (byNode.get(name) ?? []).sort();
+      return { name, status: { ...status, running: running.length, ...(running.length === 0 ? {} : { executions: running.slice(0, 256) }) } };
     });
   }
 

@@ -21,6 +21,7 @@ import { formatCpuset } from "../api/cpuset.ts";
 import { parseDuration } from "../api/duration.ts";
 import {
   type ExecutionPhase,
+  fitExecutionStatus,
   OPEXECUTION_CONDITIONS,
   type OpExecution,
   type OpExecutionStatus,
@@ -34,7 +35,7 @@ import type { Clock } from "./clock.ts";
 import { rfc3339, setCondition } from "./conditions.ts";
 import type { DecisionBox } from "./decisions.ts";
 import type { Notifier } from "./notifier.ts";
-import { StagePlanError, type StagePlanner, stagesOf } from "./stage-plans.ts";
+import { type Planner, StagePlanError, stagesOf } from "./stage-plans.ts";
 import type { UsageTracker } from "./usage.ts";
 
 export type ReconcileResult = { requeueAfterMs?: number };
@@ -42,7 +43,7 @@ export type ReconcileResult = { requeueAfterMs?: number };
 export type ExecutionReconcilerDeps = {
   store: Store;
   backend: Backend;
-  planner: StagePlanner;
+  planner: Planner;
   clock: Clock;
   log: Logger;
   decisions: DecisionBox;
@@ -476,11 +477,15 @@ class Pass {
     const live = state.state === "running" || state.state === "paused";
     const pids = live ? state.pids.slice(0, 16) : this.#status.backend?.pids;
     const slurmJobId = state.slurmJobId ?? this.#status.backend?.slurmJobId;
+    const previousPods = this.#status.backend?.pods ?? [];
+    const pods = state.pod === undefined || previousPods.includes(state.pod) ? previousPods : [...previousPods, state.pod].slice(-16);
+    const workspace = this.#d.planner.workspace(this.#execution);
     this.#status.backend = {
       kind: this.#d.backend.kind,
       ...(pids === undefined ? {} : { pids }),
+      ...(pods.length === 0 ? {} : { pods }),
       ...(slurmJobId === undefined ? {} : { slurmJobId }),
-      workspace: this.#d.planner.workspace(this.#execution),
+      ...(workspace === undefined ? {} : { workspace }),
     };
     if (live) this.#d.usage.track(this.#key, state.pids);
   }
@@ -519,6 +524,7 @@ class Pass {
 
   /** Writes status if it changed since the last write, then the events collected. */
   async write(): Promise<void> {
+    this.#status = fitExecutionStatus(this.#status);
     const json = JSON.stringify(this.#status);
     if (json !== this.#written) {
       // Later writes of this pass build on this one (its resourceVersion).

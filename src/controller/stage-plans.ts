@@ -1,10 +1,17 @@
 /**
- * What each stage of an execution runs, as a StagePlan for a process-based backend
- * (local now; Slurm steps reuse it): argv, environment, working directory, cores.
+ * What each stage of an execution runs, as a StagePlan.
  *
- * configure and publish run `odop stage <spec.json>` (the staging code, in a pinned
- * child process like the run stage); run executes the task's command, bash script or
- * Python callable. Every stage sees ODOP_* variables describing the execution.
+ * StagePlanner is for the process-based backends (local, and Slurm steps): argv,
+ * environment, working directory, cores. configure and publish run `odop stage
+ * <spec.json>` (the staging code, in a pinned child process like the run stage); run
+ * executes the task's command, bash script or Python callable. Every stage sees ODOP_*
+ * variables describing the execution. It writes the spec and script files it needs
+ * under the execution's folder.
+ *
+ * podPlanner is for the Kubernetes backend, which builds each attempt's pod from the
+ * task and the execution (backends/kubernetes/pod-spec.ts): it plans the node and cores
+ * only, writes nothing on the controller's disk, and runs image-only tasks (the image's
+ * entrypoint), which have no process form.
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
@@ -46,7 +53,26 @@ export function stagesOf(task: OpTask): StageName[] {
   return stages;
 }
 
-export class StagePlanner {
+/** What the execution reconciler asks of a planner. */
+export interface Planner {
+  /** Builds the plan of one stage. Throws StagePlanError when the task cannot run on this planner's backend. */
+  plan(stage: StageName, task: OpTask, execution: OpExecution, attempt: number, cores: readonly number[]): StagePlan;
+  /** Where the execution's workspace is, for status.backend.workspace; undefined when it is not on this machine. */
+  workspace(execution: OpExecution): string | undefined;
+}
+
+function commonPlan(stage: StageName, task: OpTask, execution: OpExecution, attempt: number, cores: readonly number[]) {
+  const ref = { execution: `${execution.metadata.namespace ?? "default"}/${execution.metadata.name ?? ""}`, stage, attempt };
+  return { ...ref, task, opExecution: execution, node: execution.status?.node ?? "", cores, ioBound: task.spec.requirements?.ioBound ?? false };
+}
+
+/** The planner of a backend that builds its own units from the task (pods): no argv, no files. */
+export const podPlanner: Planner = {
+  plan: (stage, task, execution, attempt, cores) => ({ ...commonPlan(stage, task, execution, attempt, cores), argv: [], env: {}, cwd: "" }),
+  workspace: () => undefined,
+};
+
+export class StagePlanner implements Planner {
   readonly #options: PlannerOptions;
 
   constructor(options: PlannerOptions) {
@@ -67,9 +93,8 @@ export class StagePlanner {
     const state = join(this.executionDir(execution), "state");
     mkdirSync(join(workspace, "logs"), { recursive: true });
     mkdirSync(state, { recursive: true });
-    const ref = { execution: `${execution.metadata.namespace ?? "default"}/${execution.metadata.name ?? ""}`, stage, attempt };
     const env = this.#env(task, execution, workspace, cores);
-    const common = { ...ref, task, opExecution: execution, node: execution.status?.node ?? "", env, cores, ioBound: task.spec.requirements?.ioBound ?? false };
+    const common = { ...commonPlan(stage, task, execution, attempt, cores), env };
     if (stage === "run") return { ...common, ...this.#run(task, execution, workspace, state) };
     const spec: StageSpec =
       stage === "configure"

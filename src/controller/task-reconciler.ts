@@ -7,8 +7,8 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
-import { TERMINAL_PHASES, type OpExecution } from "../api/opexecution.ts";
-import { type BackendKind, OPTASK_CONDITIONS, type OpTask, type OpTaskStatus } from "../api/optask.ts";
+import { fitExecutionStatus, TERMINAL_PHASES, type OpExecution } from "../api/opexecution.ts";
+import { type BackendKind, fitTaskStatus, OPTASK_CONDITIONS, type OpTask, type OpTaskStatus } from "../api/optask.ts";
 import { formatPath, validateObject } from "../api/validate.ts";
 import { AlreadyExistsError } from "../store/errors.ts";
 import type { Store } from "../store/types.ts";
@@ -58,6 +58,7 @@ export class TaskReconciler {
     const now = clock.now();
     const all = this.#d.executionsIn?.(namespace) ?? (await store.list("OpExecution", namespace));
     let executions = all.filter((e) => e.spec.taskRef.name === name);
+    await this.#adopt(task, executions, log);
     const status: OpTaskStatus = structuredClone(task.status ?? {});
     const generation = task.metadata.generation ?? 1;
     let result: ReconcileResult = {};
@@ -112,10 +113,33 @@ export class TaskReconciler {
 
     Object.assign(status, summarise(executions));
     status.observedGeneration = generation;
-    if (JSON.stringify(status) !== JSON.stringify(task.status ?? {})) {
-      await store.updateStatus({ ...task, status });
+    const fitted = fitTaskStatus(status);
+    if (JSON.stringify(fitted) !== JSON.stringify(task.status ?? {})) {
+      await store.updateStatus({ ...task, status: fitted });
     }
     return result;
+  }
+
+  /**
+   * Executions people created for this task (a manual trigger) get the owner reference
+   * and label the ones odop creates carry, so that deleting the task garbage-collects
+   * them and their pods, and `kubectl get opexec -l odop.io/task=<name>` finds them.
+   */
+  async #adopt(task: OpTask, executions: readonly OpExecution[], log: Logger): Promise<void> {
+    const uid = task.metadata.uid;
+    if (uid === undefined || uid === "") return;
+    for (const e of executions) {
+      if (e.metadata.deletionTimestamp !== undefined || (e.metadata.ownerReferences ?? []).some((o) => o.kind === "OpTask")) continue;
+      await this.#d.store.update({
+        ...e,
+        metadata: {
+          ...e.metadata,
+          labels: { ...e.metadata.labels, [TASK_LABEL]: task.metadata.name ?? "" },
+          ownerReferences: [...(e.metadata.ownerReferences ?? []), ownerOf(task, uid)],
+        },
+      });
+      log.info({ execution: e.metadata.name }, "execution adopted");
+    }
   }
 
   /** Why this task cannot run on this controller, or undefined. */
@@ -148,9 +172,7 @@ export class TaskReconciler {
         name,
         namespace: task.metadata.namespace ?? "default",
         labels: { [TASK_LABEL]: task.metadata.name ?? "" },
-        ownerReferences: [
-          { apiVersion: "odop.io/v1alpha1", kind: "OpTask", name: task.metadata.name ?? "", uid: task.metadata.uid ?? "", controller: true, blockOwnerDeletion: true },
-        ],
+        ownerReferences: [ownerOf(task, task.metadata.uid ?? "")],
       },
       spec: {
         taskRef: { name: task.metadata.name ?? "" },
@@ -171,13 +193,13 @@ export class TaskReconciler {
         const now = rfc3339(clock.now());
         created = await store.updateStatus({
           ...created,
-          status: {
+          status: fitExecutionStatus({
             phase: "DepFailed",
             reason: "UpstreamFailed",
             message: creation.depFailed,
             finishedAt: now,
             conditions: setCondition(undefined, { type: "Complete", status: "True", reason: "UpstreamFailed", message: creation.depFailed }, now),
-          },
+          }),
         });
         await store.recordEvent({ kind: "OpExecution", namespace: created.metadata.namespace, name }, "Warning", "DepFailed", creation.depFailed);
       }
@@ -187,6 +209,11 @@ export class TaskReconciler {
       throw error;
     }
   }
+}
+
+/** The reference from an execution to its task: the garbage collector deletes the execution with the task. */
+function ownerOf(task: OpTask, uid: string) {
+  return { apiVersion: "odop.io/v1alpha1", kind: "OpTask", name: task.metadata.name ?? "", uid, controller: true, blockOwnerDeletion: true };
 }
 
 /** Counts, last result and the learned profile, from the task's executions. */

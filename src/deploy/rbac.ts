@@ -12,8 +12,9 @@
  * - pods/exec: pausing a stage freezes its cgroup on the node (the agent), never an exec.
  * - persistentvolumeclaims: a PVC workspace is a generic ephemeral volume in the stage
  *   pod template; Kubernetes creates and deletes the claim with the pod.
- * - optasks create/update/delete and opexecutions delete: users own tasks; executions go
- *   with their task through ownerReferences (garbage collection).
+ * - optasks create/update/delete: users own tasks. Executions go with their task through
+ *   ownerReferences (garbage collection); the controller never deletes one itself, but
+ *   needs the delete verb to adopt executions people create (see opexecutions).
  */
 
 export type Verb = "get" | "list" | "watch" | "create" | "update" | "patch" | "delete";
@@ -69,8 +70,8 @@ export const PERMISSIONS: readonly Permission[] = [
     scope: "watched",
     apiGroups: [ODOP],
     resources: ["opexecutions"],
-    verbs: ["get", "list", "watch", "create", "update", "patch"],
-    reason: "creates executions from triggers; adds and removes its finalizer so that a deleted execution's pods and Slurm job stop first",
+    verbs: ["get", "list", "watch", "create", "update", "patch", "delete"],
+    reason: "creates executions from triggers; adopts those people create (an ownerReference to their task, which OwnerReferencesPermissionEnforcement allows only with delete)",
   },
   {
     scope: "watched",
@@ -118,8 +119,8 @@ export const PERMISSIONS: readonly Permission[] = [
     scope: "watched",
     apiGroups: [CORE],
     resources: ["pods"],
-    verbs: ["get", "list", "watch", "create", "delete"],
-    reason: "runs each stage as a pinned pod, observes it, re-adopts it after a restart, stops it",
+    verbs: ["get", "list", "watch", "create", "patch", "delete"],
+    reason: "runs each stage as a pinned pod, observes it, re-adopts it after a restart; marks it stopped or paused (a merge patch of labels and annotations) and deletes it",
   },
   {
     scope: "watched",

@@ -70,52 +70,73 @@ export function nodeViewsFrom(nodes: readonly V1Node[], pods: readonly V1Pod[], 
   });
 }
 
-/** NodeSource over Node and Pod informers (see controller/node-source.ts). */
+/** Pods that still hold their requests; finished ones leave the informer's cache (a watch with this selector says DELETED when a pod stops matching). */
+const UNFINISHED = "status.phase!=Succeeded,status.phase!=Failed";
+
+/**
+ * NodeSource over Node and Pod informers (see controller/node-source.ts).
+ *
+ * - Informers start with start(), when the replica leads: a standby lists and watches
+ *   nothing cluster-wide.
+ * - Lists are paginated (pageSize, default 500), and the pod list and watch select
+ *   unfinished pods only, so a cluster's history of finished pods is never held.
+ * - Each pod is kept as the little the view needs (node, requests, managed-by label).
+ */
 export class KubernetesNodeSource {
-  readonly #nodes: Informer<V1Node>;
-  readonly #pods: Informer<V1Pod>;
+  readonly #api: CoreV1Api;
+  readonly #watch: Watch;
+  readonly #log: Logger;
+  readonly #pageSize: number;
   readonly #cache = { nodes: new Map<string, V1Node>(), pods: new Map<string, V1Pod>() };
   readonly #options: NodeViewOptions;
+  readonly #informers: Informer<V1Node | V1Pod>[] = [];
   readonly #unsubscribe: (() => void)[] = [];
 
-  constructor(kubeConfig: KubeConfig, log: Logger, options: NodeViewOptions = { memoryMarginBytes: 1024 ** 3 }) {
-    const api = kubeConfig.makeApiClient(CoreV1Api);
-    const watch = new Watch(kubeConfig);
-    const openWatch = (path: string) => async (resourceVersion: string, onEvent: (type: string, object: unknown) => void, done: (error: unknown) => void) => {
-      const controller = await watch.watch(path, { resourceVersion, allowWatchBookmarks: true }, onEvent, done);
+  constructor(kubeConfig: KubeConfig, log: Logger, options: NodeViewOptions & { pageSize?: number } = { memoryMarginBytes: 1024 ** 3 }) {
+    this.#api = kubeConfig.makeApiClient(CoreV1Api);
+    this.#watch = new Watch(kubeConfig);
+    this.#log = log;
+    this.#pageSize = options.pageSize ?? 500;
+    this.#options = options;
+  }
+
+  /** Starts listing and watching nodes and unfinished pods; idempotent. */
+  start(): void {
+    if (this.#informers.length > 0) return;
+    const openWatch = (path: string, query: Record<string, string>) => async (resourceVersion: string, onEvent: (type: string, object: unknown) => void, done: (error: unknown) => void) => {
+      const controller = await this.#watch.watch(path, { ...query, resourceVersion, allowWatchBookmarks: true }, onEvent, done);
       return { abort: () => controller.abort() };
     };
-    this.#options = options;
-    this.#nodes = new Informer<V1Node>({
-      list: async () => {
-        const list = await api.listNode();
-        return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? "" };
-      },
-      watch: openWatch("/api/v1/nodes"),
+    const nodes = new Informer<V1Node>({
+      list: () => this.#pages((page) => this.#api.listNode(page), {}),
+      watch: openWatch("/api/v1/nodes", {}),
       decode: (raw) => raw as V1Node,
       keyOf: (n) => n.metadata?.name ?? "",
       versionOf: (n) => n.metadata?.resourceVersion,
-      log,
+      log: this.#log.child({ kind: "Node" }),
     });
-    this.#pods = new Informer<V1Pod>({
-      list: async () => {
-        const list = await api.listPodForAllNamespaces({ fieldSelector: "status.phase!=Succeeded,status.phase!=Failed" });
-        return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? "" };
-      },
-      watch: openWatch("/api/v1/pods"),
-      decode: (raw) => raw as V1Pod,
+    const pods = new Informer<V1Pod>({
+      list: () => this.#pages((page) => this.#api.listPodForAllNamespaces(page), { fieldSelector: UNFINISHED }, slimPod),
+      watch: openWatch("/api/v1/pods", { fieldSelector: UNFINISHED }),
+      decode: (raw) => slimPod(raw as V1Pod),
       keyOf: (p) => `${p.metadata?.namespace ?? ""}/${p.metadata?.name ?? ""}`,
       versionOf: (p) => p.metadata?.resourceVersion,
-      log,
+      log: this.#log.child({ kind: "Pod", scope: "cluster" }),
     });
+    this.#informers.push(nodes as Informer<V1Node | V1Pod>, pods as Informer<V1Node | V1Pod>);
     this.#unsubscribe.push(
-      this.#nodes.subscribe((e) => (e.type === "DELETED" ? this.#cache.nodes.delete(e.object.metadata?.name ?? "") : this.#cache.nodes.set(e.object.metadata?.name ?? "", e.object))),
-      this.#pods.subscribe((e) => {
+      nodes.subscribe((e) => (e.type === "DELETED" ? this.#cache.nodes.delete(e.object.metadata?.name ?? "") : this.#cache.nodes.set(e.object.metadata?.name ?? "", e.object))),
+      pods.subscribe((e) => {
         const key = `${e.object.metadata?.namespace ?? ""}/${e.object.metadata?.name ?? ""}`;
         if (e.type === "DELETED") this.#cache.pods.delete(key);
         else this.#cache.pods.set(key, e.object);
       }),
     );
+  }
+
+  /** True once both informers have listed. */
+  get synced(): boolean {
+    return this.#informers.length > 0 && this.#informers.every((i) => i.synced);
   }
 
   refresh(): Promise<void> {
@@ -130,7 +151,49 @@ export class KubernetesNodeSource {
     return undefined;
   }
 
-  close(): void {
-    for (const u of this.#unsubscribe.splice(0)) u();
+  /** The node's InternalIP as the API server reports it (agents listen on the node's address). */
+  addressOf(node: string): string | undefined {
+    const addresses = this.#cache.nodes.get(node)?.status?.addresses ?? [];
+    return addresses.find((a) => a.type === "InternalIP")?.address ?? addresses.find((a) => a.type === "ExternalIP")?.address;
   }
+
+  async close(): Promise<void> {
+    for (const u of this.#unsubscribe.splice(0)) u();
+    await Promise.all(this.#informers.splice(0).map((i) => i.stop()));
+  }
+
+  /** Every page of a list (limit and continue), and the resourceVersion to watch from. */
+  async #pages<T>(
+    call: (page: { limit: number; _continue?: string; fieldSelector?: string }) => Promise<{ items: T[]; metadata?: { resourceVersion?: string; _continue?: string } }>,
+    query: { fieldSelector?: string },
+    slim: (item: T) => T = (item) => item,
+  ): Promise<{ items: T[]; resourceVersion: string }> {
+    const items: T[] = [];
+    let token: string | undefined;
+    let resourceVersion: string;
+    do {
+      const list = await call({ ...query, limit: this.#pageSize, ...(token === undefined ? {} : { _continue: token }) });
+      for (const item of list.items) items.push(slim(item));
+      resourceVersion = list.metadata?.resourceVersion ?? "";
+      token = list.metadata?._continue === undefined || list.metadata._continue === "" ? undefined : list.metadata._continue;
+    } while (token !== undefined);
+    return { items, resourceVersion };
+  }
+}
+
+/** What nodeViewsFrom reads of a pod, and nothing else. */
+function slimPod(pod: V1Pod): V1Pod {
+  const requests = (containers: readonly { resources?: { requests?: Record<string, string> } }[] | undefined) =>
+    (containers ?? []).map((c) => ({ name: "", resources: { requests: { ...(c.resources?.requests?.["cpu"] === undefined ? {} : { cpu: c.resources.requests["cpu"] }), ...(c.resources?.requests?.["memory"] === undefined ? {} : { memory: c.resources.requests["memory"] }) } } }));
+  const managedBy = pod.metadata?.labels?.[MANAGED_BY];
+  return {
+    metadata: {
+      ...(pod.metadata?.name === undefined ? {} : { name: pod.metadata.name }),
+      ...(pod.metadata?.namespace === undefined ? {} : { namespace: pod.metadata.namespace }),
+      ...(pod.metadata?.resourceVersion === undefined ? {} : { resourceVersion: pod.metadata.resourceVersion }),
+      ...(managedBy === undefined ? {} : { labels: { [MANAGED_BY]: managedBy } }),
+    },
+    spec: { containers: requests(pod.spec?.containers), initContainers: requests(pod.spec?.initContainers), ...(pod.spec?.nodeName === undefined ? {} : { nodeName: pod.spec.nodeName }) },
+    ...(pod.status?.phase === undefined ? {} : { status: { phase: pod.status.phase } }),
+  };
 }

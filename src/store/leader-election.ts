@@ -13,8 +13,15 @@
  *   (renewDeadline < leaseDuration), so two replicas never act at once.
  * - On a graceful stop the leader releases the Lease (empty holder), for a fast
  *   hand-over.
+ * - Every Lease request has a deadline (leaseClientFor's timeoutMs), and the renew
+ *   deadline is measured after the attempt: a leader whose connection hangs stops
+ *   acting within renewDeadline plus one request timeout, before another replica can
+ *   take over (leaseDuration).
+ * - renewTime and acquireTime are MicroTime: the API server parses exactly six fraction
+ *   digits and refuses a JavaScript Date's three (400), so they go out as V1MicroTime.
  */
-import { CoordinationV1Api, type KubeConfig, type V1Lease } from "@kubernetes/client-node";
+import { CoordinationV1Api, type KubeConfig, type V1Lease, V1MicroTime } from "@kubernetes/client-node";
+import { timeoutOptions } from "./kubernetes-request.ts";
 
 /** The few Lease operations the elector needs; the Kubernetes one is leaseClientFor(). */
 export interface LeaseClient {
@@ -47,6 +54,7 @@ export class LeaderElector {
   readonly #o: Required<Omit<ElectorOptions, "onError">> & Pick<ElectorOptions, "onError">;
   #leading = false;
   #lastRenew = 0;
+  #answered = false;
   /** The Lease as last seen, and when (our clock) it last changed. */
   #observed: { record: string; at: number } | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -67,6 +75,15 @@ export class LeaderElector {
     return this.#leading;
   }
 
+  /**
+   * Whether the last attempt got an answer from the API server (the Lease acquired,
+   * renewed, or held by another replica), as opposed to an error: a replica whose every
+   * attempt fails can never lead, and says so through its readiness.
+   */
+  get healthy(): boolean {
+    return this.#answered;
+  }
+
   /** Runs the election loop until stop(). */
   start(): void {
     const loop = async () => {
@@ -82,6 +99,7 @@ export class LeaderElector {
     const now = this.#o.now();
     try {
       const acquired = await this.#acquireOrRenew(now);
+      this.#answered = true;
       if (acquired) {
         this.#lastRenew = now;
         if (!this.#leading) {
@@ -91,9 +109,11 @@ export class LeaderElector {
         return;
       }
     } catch (error) {
+      this.#answered = false;
       this.#o.onError?.(error);
     }
-    if (this.#leading && now - this.#lastRenew >= this.#o.renewDeadlineMs) this.#lose();
+    // Measured now, after the attempt: an attempt that hung until its timeout counts.
+    if (this.#leading && this.#o.now() - this.#lastRenew >= this.#o.renewDeadlineMs) this.#lose();
     else if (this.#leading && !(await this.#stillOurs())) this.#lose();
   }
 
@@ -106,7 +126,7 @@ export class LeaderElector {
     try {
       const lease = await this.#o.client.get(this.#o.namespace, this.#o.name);
       if (lease?.spec?.holderIdentity === this.#o.identity) {
-        await this.#o.client.replace(this.#o.namespace, { ...lease, spec: { ...lease.spec, holderIdentity: "", renewTime: new Date(this.#o.now()) } });
+        await this.#o.client.replace(this.#o.namespace, { ...lease, spec: { ...lease.spec, holderIdentity: "", renewTime: new V1MicroTime(this.#o.now()) } });
       }
     } catch (error) {
       this.#o.onError?.(error);
@@ -133,11 +153,11 @@ export class LeaderElector {
     const spec = {
       holderIdentity: identity,
       leaseDurationSeconds: Math.ceil(this.#o.leaseDurationMs / 1000),
-      renewTime: new Date(now),
+      renewTime: new V1MicroTime(now),
     };
     if (current === undefined) {
       try {
-        await client.create(namespace, { apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata: { name, namespace }, spec: { ...spec, acquireTime: new Date(now), leaseTransitions: 0 } });
+        await client.create(namespace, { apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata: { name, namespace }, spec: { ...spec, acquireTime: new V1MicroTime(now), leaseTransitions: 0 } });
         return true;
       } catch (error) {
         if (error instanceof LeaseConflict) return false;
@@ -153,7 +173,7 @@ export class LeaderElector {
     try {
       await client.replace(namespace, {
         ...current,
-        spec: { ...current.spec, ...spec, leaseTransitions: transitions, ...(holder === identity ? {} : { acquireTime: new Date(now) }) },
+        spec: { ...current.spec, ...spec, leaseTransitions: transitions, ...(holder === identity ? {} : { acquireTime: new V1MicroTime(now) }) },
       });
       return true;
     } catch (error) {
@@ -163,14 +183,15 @@ export class LeaderElector {
   }
 }
 
-/** The LeaseClient of a real cluster. */
-export function leaseClientFor(kubeConfig: KubeConfig): LeaseClient {
+/** The LeaseClient of a real cluster; each request is aborted after `timeoutMs`. */
+export function leaseClientFor(kubeConfig: KubeConfig, timeoutMs: number): LeaseClient {
   const api = kubeConfig.makeApiClient(CoordinationV1Api);
   const code = (error: unknown): number | undefined => (error as { code?: number }).code;
+  const options = () => timeoutOptions(timeoutMs);
   return {
     async get(namespace, name) {
       try {
-        return await api.readNamespacedLease({ namespace, name });
+        return await api.readNamespacedLease({ namespace, name }, options());
       } catch (error) {
         if (code(error) === 404) return undefined;
         throw error;
@@ -178,7 +199,7 @@ export function leaseClientFor(kubeConfig: KubeConfig): LeaseClient {
     },
     async create(namespace, lease) {
       try {
-        return await api.createNamespacedLease({ namespace, body: lease });
+        return await api.createNamespacedLease({ namespace, body: lease }, options());
       } catch (error) {
         if (code(error) === 409) throw new LeaseConflict("the Lease was created by another replica", { cause: error });
         throw error;
@@ -186,7 +207,7 @@ export function leaseClientFor(kubeConfig: KubeConfig): LeaseClient {
     },
     async replace(namespace, lease) {
       try {
-        return await api.replaceNamespacedLease({ namespace, name: lease.metadata?.name ?? "", body: lease });
+        return await api.replaceNamespacedLease({ namespace, name: lease.metadata?.name ?? "", body: lease }, options());
       } catch (error) {
         if (code(error) === 409) throw new LeaseConflict("the Lease changed since it was read", { cause: error });
         throw error;

@@ -206,9 +206,11 @@ export class KubernetesBackend implements Backend {
 
   async stop(ref: StageRef): Promise<void> {
     const at = where(ref);
-    this.#stopped.add(at.key);
     const pod = await this.#client.get(at.namespace, at.pod);
-    if (pod === undefined) return;
+    if (pod === undefined) {
+      this.#stopped.add(at.key);
+      return;
+    }
     const phase = pod.status?.phase;
     if (phase === "Succeeded" || phase === "Failed") return; // nothing runs; its exit codes stay readable
     const { node, uid } = placement(pod, at);
@@ -222,8 +224,10 @@ export class KubernetesBackend implements Backend {
         labels: { [MARKS.stopped]: "true" },
         annotations: { [MARKS.stoppedAt]: new Date().toISOString() },
       });
+      // Only once the mark is written does the attempt read "stopped" (a refused patch leaves it as it is).
+      this.#stopped.add(at.key);
       if (marked === undefined) return;
-    }
+    } else this.#stopped.add(at.key);
     if (pod.metadata?.deletionTimestamp === undefined) {
       const asked = await this.#client.delete(at.namespace, at.pod, uid, this.#d.stopGraceSeconds ?? 10);
       if (!asked) return;
@@ -326,7 +330,8 @@ export class KubernetesBackend implements Backend {
 
   #state(at: Where, pod: V1Pod | undefined, stage: StageName): PodStageState {
     if (pod !== undefined) this.#remember(at.key, pod, false);
-    return observeStage(pod, stage, { seen: this.#seen.has(at.key), stopped: this.#stopped.has(at.key) });
+    const state = observeStage(pod, stage, { seen: this.#seen.has(at.key), stopped: this.#stopped.has(at.key) });
+    return pod === undefined ? state : { ...state, pod: at.pod };
   }
 
   async #waitGone(at: Where, uid: string, node: string): Promise<void> {
@@ -354,8 +359,8 @@ export class KubernetesBackend implements Backend {
       const key = podKeyOf(pod);
       const name = pod.metadata?.name ?? "";
       this.#d.log.warn({ pod: key, node: pod.spec?.nodeName, phase, attempt: plan.attempt }, "deleting a live pod of an earlier attempt");
-      this.#stopped.add(key);
       await this.#client.patchMetadata(at.namespace, name, { labels: { [MARKS.stopped]: "true" }, annotations: { [MARKS.stoppedAt]: new Date().toISOString() } });
+      this.#stopped.add(key);
       await this.#client.delete(at.namespace, name, pod.metadata?.uid, this.#d.stopGraceSeconds ?? 10);
     }
   }

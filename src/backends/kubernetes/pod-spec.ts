@@ -40,6 +40,10 @@
  *   less paused time), as for every backend; activeDeadlineSeconds would count configure,
  *   publish, image pulls and pauses too, so odop does not set it (a template may, as an
  *   outer bound).
+ * - Failures: every container has terminationMessagePolicy FallbackToLogsOnError, so
+ *   a stage that fails without writing a termination message leaves the last lines of
+ *   its log (at most 4 KiB, the kubelet's cap) in the pod status, which the execution's
+ *   message carries (the controller needs no pods/log permission).
  * - Security: the pod runs as non-root with the RuntimeDefault seccomp profile and no
  *   service account token; every container drops ALL capabilities and cannot escalate;
  *   odop's own images also get a read-only root file system (with an emptyDir /tmp).
@@ -251,6 +255,7 @@ function runContainer(input: StagePodInput, image: string, env: V1EnvVar[], work
     env: withStage(env, STAGE_CONTAINERS.run.name),
     volumeMounts: [workspace],
     securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } },
+    terminationMessagePolicy: "FallbackToLogsOnError",
   };
   if (run.imagePullPolicy !== undefined) c.imagePullPolicy = run.imagePullPolicy;
   if (run.command !== undefined) c.command = [...run.command];
@@ -277,6 +282,7 @@ function odopContainer(
     workingDir: mounts.length > 0 ? WORKSPACE_PATH : "/",
     volumeMounts: [...mounts, { name: VOLUMES.tmp, mountPath: "/tmp" }],
     securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] }, readOnlyRootFilesystem: ownImage },
+    terminationMessagePolicy: "FallbackToLogsOnError",
   };
   if (env.length > 0) c.env = withStage(env, name);
   if (Object.keys(resources).length > 0) c.resources = resources;

@@ -129,6 +129,9 @@ function containerState(
     if (terminated.reason !== undefined && terminated.reason !== "Completed" && terminated.reason !== "Error") {
       state.reason = terminated.reason;
       if (terminated.message !== undefined) state.message = `${container}: ${terminated.message}`;
+    } else if (terminated.exitCode !== 0 && terminated.message !== undefined && terminated.message.trim() !== "") {
+      // The last lines of its log (terminationMessagePolicy FallbackToLogsOnError): what people need first.
+      state.message = `${container}: ${terminated.message.trim()}`;
     }
     return state;
   }

@@ -174,15 +174,15 @@ describe("KubernetesBackend.observe", () => {
     };
 
     const configuring = await step({ phase: "Pending", initContainerStatuses: [kubelet.running("configure"), kubelet.waiting("run", "PodInitializing")] }, "configure");
-    expect(configuring).toEqual({ state: { state: "running", pids: [] }, current: ref("configure") });
-    expect(await backend.observe(ref("run"))).toEqual({ state: "running", pids: [], reason: "PodInitializing" });
+    expect(configuring).toEqual({ state: { state: "running", pids: [], pod: POD }, current: ref("configure") });
+    expect(await backend.observe(ref("run"))).toEqual({ state: "running", pids: [], reason: "PodInitializing", pod: POD });
 
     const waitingRun = await step({ phase: "Pending", initContainerStatuses: [kubelet.terminated("configure", 0), kubelet.waiting("run", "PodInitializing")] }, "run");
-    expect(waitingRun).toEqual({ state: { state: "running", pids: [], reason: "PodInitializing" }, current: ref("run") });
-    expect(await backend.observe(ref("configure"))).toEqual({ state: "exited", exitCode: 0 });
+    expect(waitingRun).toEqual({ state: { state: "running", pids: [], reason: "PodInitializing", pod: POD }, current: ref("run") });
+    expect(await backend.observe(ref("configure"))).toEqual({ state: "exited", exitCode: 0, pod: POD });
 
     const failed = await step({ phase: "Failed", initContainerStatuses: [kubelet.terminated("configure", 0), kubelet.terminated("run", 3)], containerStatuses: [kubelet.waiting("done", "PodInitializing")] }, "run");
-    expect(failed.state).toEqual({ state: "exited", exitCode: 3 });
+    expect(failed.state).toEqual({ state: "exited", exitCode: 3, pod: POD });
     expect(failed.current).toEqual(ref("run"));
     expect(podGets(api).length).toBe(gets); // all from the informer
   });
@@ -266,16 +266,16 @@ describe("KubernetesBackend.pause and resume", () => {
     expect(calls).toHaveLength(0);
 
     pods.setStatus(POD, { phase: "Pending", initContainerStatuses: [kubelet.running("run")] });
-    await expect.poll(() => backend.observe(ref("run"))).toEqual({ state: "running", pids: [] });
+    await expect.poll(() => backend.observe(ref("run"))).toEqual({ state: "running", pids: [], pod: POD });
     await backend.pause(ref("run"));
     expect(calls).toEqual([{ action: "freeze", node: "cn042", pod: uid, container: "run" }]);
     expect(pods.pods.get(POD)?.metadata.annotations?.["odop.io/paused"]).toBe("run");
-    await expect.poll(() => backend.observe(ref("run"))).toEqual({ state: "paused", pids: [] });
+    await expect.poll(() => backend.observe(ref("run"))).toEqual({ state: "paused", pids: [], pod: POD });
 
     await backend.resume(ref("run"), [6, 7]);
     expect(calls.at(-1)).toEqual({ action: "thaw", node: "cn042", pod: uid, container: "run", cpuset: "6-7" });
     expect(pods.pods.get(POD)?.metadata.annotations?.["odop.io/paused"]).toBeUndefined();
     expect(pods.pods.get(POD)?.metadata.annotations?.["odop.io/cpuset"]).toBe("6-7");
-    await expect.poll(() => backend.observe(ref("run"))).toEqual({ state: "running", pids: [] });
+    await expect.poll(() => backend.observe(ref("run"))).toEqual({ state: "running", pids: [], pod: POD });
   });
 });
