@@ -62,7 +62,9 @@ export function structural(node: JsonSchema, path: string): JsonSchema {
   if (out["format"] === "date-time") delete out["pattern"];
 
   const properties = node["properties"] as Record<string, JsonSchema> | undefined;
-  if (properties !== undefined) {
+  // The API server drops an empty properties map (omitempty): written, it would make
+  // every kubectl apply of an unchanged CRD a change ("configured").
+  if (properties !== undefined && Object.keys(properties).length > 0) {
     out["properties"] = Object.fromEntries(
       Object.entries(properties).map(([name, child]) => [name, structural(child, `${path}.${name}`)]),
     );

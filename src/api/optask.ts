@@ -81,7 +81,8 @@ function isCron(expression: string): boolean {
 
 export const AfterTrigger = strict({
   tasks: z.array(DnsLabel).min(1).max(32).describe("OpTasks (same namespace) whose executions trigger this one."),
-  on: z
+  // Not "on": Kubernetes' YAML (1.1) reads an unquoted `on:` key as the boolean true.
+  when: z
     .enum(["Succeeded", "Failed", "Completed"])
     .default("Succeeded")
     .describe("Which outcome of an upstream execution triggers: Succeeded, Failed, or Completed (either)."),

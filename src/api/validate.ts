@@ -81,9 +81,11 @@ export function problemsOf(error: z.ZodError): Problem[] {
   for (const issue of error.issues) {
     if (issue.code === "unrecognized_keys") {
       for (const key of issue.keys) {
-        const message = issue.message.startsWith(UNKNOWN_FIELD)
+        const base = issue.message.startsWith(UNKNOWN_FIELD)
           ? `${UNKNOWN_FIELD} "${key}"${issue.message.slice(UNKNOWN_FIELD.length)}`
           : `${UNKNOWN_FIELD} "${key}"`;
+        // kubectl's YAML (1.1) turns an unquoted key on/off/yes/no/y/n into a boolean.
+        const message = key === "true" || key === "false" ? `${base} (YAML reads an unquoted on, off, yes, no, y or n key as ${key}: quote the key)` : base;
         problems.push({ path: [...issue.path.map(asKey), key], message });
       }
     } else {

@@ -5,7 +5,7 @@
  */
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { type Document, isMap, isScalar, isSeq, LineCounter, parseAllDocuments } from "yaml";
+import { type Document, isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Tags } from "yaml";
 import type { FieldPath } from "../api/validate.ts";
 
 export type ManifestDocument = {
@@ -57,10 +57,17 @@ async function manifestFiles(folder: string): Promise<string[]> {
     .sort();
 }
 
-/** Splits a source into its documents; empty documents (a trailing `---`) are left out. */
+/**
+ * Splits a source into its documents; empty documents (a trailing `---`) are left out.
+ *
+ * Documents are read as kubectl and the API server read them: YAML 1.1 as Go's YAML
+ * library resolves it, so an unquoted `on`, `yes` or `off` is a boolean (and a key `on:`
+ * becomes "true"), `0755` is octal; timestamps and 12:30-style base-60 numbers, which
+ * Go's library leaves as strings, stay strings.
+ */
 export function parseDocuments(source: string, text: string): ManifestDocument[] {
   const lineCounter = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true, version: "1.1", customTags: goYamlTags });
   const list = Array.isArray(docs) ? docs : [docs];
   const out: ManifestDocument[] = [];
   list.forEach((doc, i) => {
@@ -82,13 +89,19 @@ export function parseDocuments(source: string, text: string): ManifestDocument[]
   return out;
 }
 
+/** YAML 1.1's tags less those Go's YAML library does not resolve (timestamps, base-60 numbers). */
+function goYamlTags(tags: Tags): Tags {
+  return tags.filter((t) => !(typeof t === "object" && (t.tag === "tag:yaml.org,2002:timestamp" || t.format === "TIME")));
+}
+
 /** The offset of the key (or item) at `path`, or of the deepest ancestor that exists. */
 function offsetOf(doc: Document.Parsed, path: FieldPath): number | undefined {
   let node: unknown = doc.contents;
   let offset = doc.contents?.range[0];
   for (const key of path) {
     if (isMap(node)) {
-      const pair = node.items.find((p) => (p.key as { value?: unknown } | null)?.value === key);
+      // A key read as a boolean or number (YAML 1.1) is named by its string in paths.
+      const pair = node.items.find((p) => String((p.key as { value?: unknown } | null)?.value) === String(key));
       if (pair === undefined) break;
       offset = (pair.key as { range?: [number, number, number] }).range?.[0] ?? offset;
       node = pair.value;

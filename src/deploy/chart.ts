@@ -3,7 +3,7 @@
  * CRDs, and templates/rbac.yaml, written from the same permission list as deploy/rbac.yaml.
  * The rest of the chart (values, Deployment, Services, ConfigMap, agents) is written by hand.
  */
-import { stringify } from "yaml";
+import { kubernetesYaml } from "../api/kube-yaml.ts";
 import { allCrds } from "../api/crd.ts";
 import { VERSION } from "./controller.ts";
 import { PERMISSIONS, type Permission, ruleOf, type Scope } from "./rbac.ts";
@@ -24,12 +24,12 @@ export function chartYaml(): string {
     kubeVersion: KUBE_VERSION,
     keywords: ["hpc", "slurm", "operator", "data-operations"],
   };
-  return GENERATED + stringify(chart, { lineWidth: 0 });
+  return GENERATED + kubernetesYaml(chart);
 }
 
 /** The chart's crds/ folder: Helm installs these before the templates. */
 export function chartCrds(): { file: string; text: string }[] {
-  return allCrds().map(({ file, crd }) => ({ file, text: GENERATED + stringify(crd, { lineWidth: 0 }) }));
+  return allCrds().map(({ file, crd }) => ({ file, text: GENERATED + kubernetesYaml(crd) }));
 }
 
 /** A Helm expression that stands for the controller's Lease name in a rendered rule. */

@@ -19,7 +19,7 @@
  *   which both authenticates pushes and is sent to each node's freezer; ODOP_AGENT_PORT, the
  *   freezer's port, called at http://<node name>:<port>.
  */
-import { stringify } from "yaml";
+import { kubernetesYaml } from "../api/kube-yaml.ts";
 import pkg from "../../package.json" with { type: "json" };
 import { type PolicyRule, rulesOf } from "./rbac.ts";
 
@@ -259,7 +259,7 @@ export function controllerManifests(o: ControllerOptions = DEFAULTS): Manifest[]
       apiVersion: "v1",
       kind: "ConfigMap",
       metadata: meta(POD_TEMPLATES, o.namespace),
-      data: { [STAGE_POD_KEY]: stringify(stagePodTemplate(), { lineWidth: 0 }) },
+      data: { [STAGE_POD_KEY]: kubernetesYaml(stagePodTemplate()) },
     },
   ];
 }

@@ -1,5 +1,5 @@
 /** Every file `npm run manifests` writes, with its path from the repository root and its text. */
-import { stringify } from "yaml";
+import { kubernetesYaml } from "../api/kube-yaml.ts";
 import { agentManifests } from "./agents.ts";
 import { chartCrds, chartYaml, GENERATED, rbacTemplate } from "./chart.ts";
 import { controllerManifests, rbacManifests } from "./controller.ts";
@@ -7,7 +7,7 @@ import { controllerManifests, rbacManifests } from "./controller.ts";
 export type GeneratedFile = { path: string; text: string };
 
 function stream(manifests: readonly Record<string, unknown>[]): string {
-  return GENERATED + manifests.map((m) => `---\n${stringify(m, { lineWidth: 0 })}`).join("");
+  return GENERATED + manifests.map((m) => `---\n${kubernetesYaml(m)}`).join("");
 }
 
 export function generatedFiles(): GeneratedFile[] {

@@ -238,7 +238,7 @@ describe("embedded engine", () => {
         run: { command: ["bash", "-c", 'if grep -q bad $ODOP_TRIGGER_FILES; then exit 1; fi'] },
       }),
     );
-    await t.store.create(task("after-ingest", { trigger: { after: { tasks: ["ingest"], on: "Succeeded" } }, run: { command: ["true"] } }));
+    await t.store.create(task("after-ingest", { trigger: { after: { tasks: ["ingest"], when: "Succeeded" } }, run: { command: ["true"] } }));
     // Files older than the task are not new.
     writeFileSync(join(dir, "old.dat"), "old");
     utimesSync(join(dir, "old.dat"), new Date(2020, 0, 1), new Date(2020, 0, 1));

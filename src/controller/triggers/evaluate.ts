@@ -174,11 +174,11 @@ function after(ctx: TriggerContext, t: NonNullable<OpTask["spec"]["trigger"]["af
     if (Number.isFinite(created) && created < ctx.createdAtMs) continue;
     const name = `${up.metadata.namespace ?? "default"}/${up.metadata.name ?? ""}`;
     const identity = `after:${name}`;
-    const matches = t.on === "Completed" || (t.on === "Succeeded" ? SUCCESS.has(phase) : FAILURE.has(phase));
+    const matches = t.when === "Completed" || (t.when === "Succeeded" ? SUCCESS.has(phase) : FAILURE.has(phase));
     if (matches) {
       const files = publishedFiles(ctx.upstreamTasks.get(up.spec.taskRef.name));
       create.push({ identity, reason: "After", upstream: [name], ...(files.length === 0 ? {} : { files }), time: ctx.now });
-    } else if (t.on === "Succeeded" && FAILURE.has(phase)) {
+    } else if (t.when === "Succeeded" && FAILURE.has(phase)) {
       create.push({ identity, reason: "After", upstream: [name], depFailed: `upstream execution ${name} ended ${phase}`, time: ctx.now });
     }
   }
