@@ -40,6 +40,8 @@ type Out = { write(text: string): unknown };
 const SAMPLE_INTERVAL_MS = 1000;
 /** Each Lease request is aborted after this long: half the elector's renew deadline (10 s), as client-go's components do. */
 const LEASE_REQUEST_TIMEOUT_MS = 5_000;
+/** How long stopping may take before the process ends anyway (the Deployment's grace period is 30 s). */
+const SHUTDOWN_BOUND_MS = 10_000;
 
 /** Runs until SIGTERM/SIGINT (exit 0) or a lost Lease (exit 1); 2 for bad configuration. */
 export async function controllerCommand(flags: ControllerFlags, err: Out): Promise<number> {
@@ -145,6 +147,7 @@ export async function controllerCommand(flags: ControllerFlags, err: Out): Promi
           },
           onStoppedLeading: () => {
             leading = false;
+            if (stopping) return; // a graceful stop gave the Lease up
             log.warn({ identity: config.identity }, "lost the lease: stopping");
             void shutdown(1);
           },
@@ -158,13 +161,18 @@ export async function controllerCommand(flags: ControllerFlags, err: Out): Promi
       closing = true;
       process.off("SIGTERM", onSignal);
       process.off("SIGINT", onSignal);
-      await engine.stop({ interrupt: false });
-      await elector?.stop();
-      await backend.close();
-      templates?.stop();
-      await nodes.close();
-      await ingest?.close();
-      await store.close();
+      const stopAll = async () => {
+        await engine.stop({ interrupt: false });
+        await elector?.stop();
+        await backend.close();
+        templates?.stop();
+        await nodes.close();
+        await ingest?.close();
+        await store.close();
+      };
+      // Requests to an API server that stopped answering can hang: the process ends anyway.
+      const bounded = await Promise.race([stopAll().then(() => true), new Promise<false>((r) => setTimeout(() => r(false), SHUTDOWN_BOUND_MS).unref())]);
+      if (!bounded) log.warn({ boundMs: SHUTDOWN_BOUND_MS }, "stopping took too long; exiting with requests still open");
       server.close();
       log.info({ code }, "odop controller stopped");
       resolve(code);

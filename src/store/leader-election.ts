@@ -13,10 +13,12 @@
  *   (renewDeadline < leaseDuration), so two replicas never act at once.
  * - On a graceful stop the leader releases the Lease (empty holder), for a fast
  *   hand-over.
- * - Every Lease request has a deadline (leaseClientFor's timeoutMs), and the renew
- *   deadline is measured after the attempt: a leader whose connection hangs stops
- *   acting within renewDeadline plus one request timeout, before another replica can
- *   take over (leaseDuration).
+ * - Every Lease request has a deadline (leaseClientFor's timeoutMs), and a watchdog
+ *   armed at each renew ends the leadership renewDeadline after it, whatever requests
+ *   are still hanging: a leader cut off from the API server stops acting within the
+ *   renew deadline, leaseDuration − renewDeadline before another replica can take over.
+ * - A replica that stopped leading never leads again (the controller exits and is
+ *   restarted clean): an answer that arrives late cannot make it act once more.
  * - renewTime and acquireTime are MicroTime: the API server parses exactly six fraction
  *   digits and refuses a JavaScript Date's three (400), so they go out as V1MicroTime.
  */
@@ -58,7 +60,9 @@ export class LeaderElector {
   /** The Lease as last seen, and when (our clock) it last changed. */
   #observed: { record: string; at: number } | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #watchdog: NodeJS.Timeout | undefined;
   #stopped = false;
+  #lost = false;
 
   constructor(options: ElectorOptions) {
     this.#o = {
@@ -87,21 +91,24 @@ export class LeaderElector {
   /** Runs the election loop until stop(). */
   start(): void {
     const loop = async () => {
-      if (this.#stopped) return;
+      if (this.#stopped || this.#lost) return;
       await this.tryOnce();
-      if (!this.#stopped) this.#timer = setTimeout(() => void loop(), this.#o.retryPeriodMs);
+      if (!this.#stopped && !this.#lost) this.#timer = setTimeout(() => void loop(), this.#o.retryPeriodMs);
     };
     void loop();
   }
 
   /** One attempt to acquire or renew; exposed for tests. */
   async tryOnce(): Promise<void> {
+    if (this.#lost) return;
     const now = this.#o.now();
     try {
       const acquired = await this.#acquireOrRenew(now);
       this.#answered = true;
+      if (this.#lost) return;
       if (acquired) {
         this.#lastRenew = now;
+        this.#armWatchdog();
         if (!this.#leading) {
           this.#leading = true;
           this.#o.onStartedLeading();
@@ -121,7 +128,10 @@ export class LeaderElector {
   async stop(): Promise<void> {
     this.#stopped = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
-    if (!this.#leading) return;
+    if (!this.#leading) {
+      this.#lost = true;
+      return;
+    }
     this.#lose();
     try {
       const lease = await this.#o.client.get(this.#o.namespace, this.#o.name);
@@ -134,8 +144,19 @@ export class LeaderElector {
   }
 
   #lose(): void {
+    if (this.#watchdog !== undefined) clearTimeout(this.#watchdog);
+    this.#lost = true;
     this.#leading = false;
     this.#o.onStoppedLeading();
+  }
+
+  /** Ends the leadership renewDeadline after this renew unless another renew comes first. */
+  #armWatchdog(): void {
+    if (this.#watchdog !== undefined) clearTimeout(this.#watchdog);
+    this.#watchdog = setTimeout(() => {
+      if (this.#leading) this.#lose();
+    }, this.#o.renewDeadlineMs);
+    this.#watchdog.unref();
   }
 
   async #stillOurs(): Promise<boolean> {
