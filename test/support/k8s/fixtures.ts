@@ -188,8 +188,8 @@ export type DeployedController = {
   kubeconfig: string;
   /** The agents' bearer token, in the Secret odop-agent-token the Deployment reads. */
   agentToken: string;
-  /** Starts one replica; `identity` is its pod name (the Lease holder). */
-  start(identity: string, env?: Record<string, string>): Promise<ControllerProcess>;
+  /** Starts one replica; `identity` is its pod name (the Lease holder). `server` replaces the API server's URL (a proxy). */
+  start(identity: string, env?: Record<string, string>, options?: { server?: string }): Promise<ControllerProcess>;
   /** Stops every replica and deletes the namespace and cluster-scoped RBAC. */
   cleanup(): Promise<void>;
 };
@@ -213,7 +213,7 @@ export async function deployedController(cluster: { kubeConfig: KubeConfig; kube
   const kubeconfig = await serviceAccountKubeconfig(cluster.kubeConfig, cluster.server, cluster.caFile, namespace, rbac.serviceAccount, join(dir, "kubeconfig"));
   const replicas: ControllerProcess[] = [];
 
-  const start = async (identity: string, extra: Record<string, string> = {}): Promise<ControllerProcess> => {
+  const start = async (identity: string, extra: Record<string, string> = {}, options: { server?: string } = {}): Promise<ControllerProcess> => {
     const [httpPort, ingestPort] = await freePorts(2);
     if (httpPort === undefined || ingestPort === undefined) throw new Error("no free ports");
     const state = join(dir, identity);
@@ -235,8 +235,13 @@ export async function deployedController(cluster: { kubeConfig: KubeConfig; kube
       ODOP_IMAGE: TEST_ODOP_IMAGE,
       ...extra,
     };
+    let config = kubeconfig;
+    if (options.server !== undefined) {
+      config = join(state, "kubeconfig");
+      writeFileSync(config, readFileSync(kubeconfig, "utf8").replace(cluster.server, options.server), { mode: 0o600 });
+    }
     const child = spawn(process.execPath, [ODOP_CLI, "controller"], {
-      env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "", KUBECONFIG: kubeconfig, ODOP_LOG_LEVEL: "debug", ...env },
+      env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "", KUBECONFIG: config, ODOP_LOG_LEVEL: "debug", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let output = "";

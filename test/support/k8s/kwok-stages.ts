@@ -13,6 +13,7 @@
  * | ---------------- | ----------------------------------------------- |
  * | `exit-N`         | runs briefly, then exits with code N (N ≠ 0: with terminationMessagePolicy FallbackToLogsOnError, the kubelet's 4 KiB log tail as its message) |
  * | `sleep`          | runs until the pod is deleted                   |
+ * | `run-D`          | runs for the duration D (e.g. `run-8s`, `run-500ms`), then exits 0 |
  * | `oom`            | is OOMKilled (exit code 137)                    |
  * | `pull-error`     | never starts: waiting with ErrImagePull         |
  * | `rejected-gpu`   | (any container) the kubelet refuses the pod at admission: Failed, reason OutOfnvidia.com/gpu |
@@ -30,7 +31,11 @@
 const STEP_MS = 150;
 
 const BEHAVIOUR_JQ = String.raw`def behaviour($rp): ((.image // "") | capture(":(?<t>[^:/]+)$").t // "") as $t
-  | if ($t | test("^(exit-[0-9]+|sleep|oom|pull-error)$")) then $t elif $rp == "Never" then "exit-0" else "sleep" end;`;
+  | if ($t | test("^(exit-[0-9]+|sleep|oom|pull-error)$")) then $t elif ($t | test("^run-[0-9]+(ms|s|m)$")) then "exit-0" elif $rp == "Never" then "exit-0" else "sleep" end;`;
+
+/** How long the running containers of `statuses` run before they exit (the `run-D` tag), or null for the step's default. */
+const RUN_FOR = (statuses: string) =>
+  `[${statuses}[]? | select(.state.running != null) | (.image // "") | capture(":run-(?<d>[0-9]+(ms|s|m))$").d] | first`;
 
 /** The next step of a pod: reject, create, init-start, init-exit, start, exit, delete, or none. */
 const STEP = String.raw`${BEHAVIOUR_JQ}
@@ -68,7 +73,8 @@ const LOG_TAIL = `{{- if and (ne $code 0) (eq $policy "FallbackToLogsOnError") }
       message: {{ $tail := "" }}{{ range $n := until 80 }}{{ $tail = printf "%sline %d of the container's log, kept by the kubelet for FallbackToLogsOnError\\n" $tail $n }}{{ end }}{{ trunc -4096 $tail | Quote }}
 {{- end }}`;
 
-function stage(name: string, step: string, steps: string): string {
+function stage(name: string, step: string, steps: string, durationFrom?: string): string {
+  const from = durationFrom === undefined ? "" : `\n    durationFrom:\n      expressionFrom: ${JSON.stringify(durationFrom)}`;
   return `apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage
 metadata:
@@ -83,7 +89,7 @@ spec:
       operator: In
       values: [${JSON.stringify(step)}]
   delay:
-    durationMilliseconds: ${STEP_MS}
+    durationMilliseconds: ${STEP_MS}${from}
 ${steps}`;
 }
 
@@ -239,7 +245,7 @@ containerStatuses:
   image: {{ .image | Quote }}
   ${WAITING("ContainerCreating")}
 {{ end }}
-{{ end }}`),
+{{ end }}`), RUN_FOR(".status.initContainerStatuses"),
 );
 
 const START = stage(
@@ -318,7 +324,7 @@ conditions:
   status: "False"
   reason: PodCompleted
   type: ContainersReady
-phase: {{ if $failed }}Failed{{ else }}Succeeded{{ end }}`),
+phase: {{ if $failed }}Failed{{ else }}Succeeded{{ end }}`), RUN_FOR(".status.containerStatuses"),
 );
 
 const DELETE = stage("delete", "delete", "  next:\n    delete: true\n");
