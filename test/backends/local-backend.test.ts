@@ -106,6 +106,7 @@ describe("LocalBackend", () => {
     await backend.start(p);
     const running = await until(backend, p, (s) => s.state === "running" && s.pids.length >= 2, "two processes");
     await backend.pause(p);
+    // "paused" means every process of the group has stopped (the kernel stops each when it next runs it).
     await until(backend, p, (s) => s.state === "paused", "paused");
     const pids = running.state === "running" ? running.pids : [];
     for (const pid of pids) expect(readFileSync(`/proc/${pid}/stat`, "utf8")).toMatch(/\) T /);

@@ -17,6 +17,8 @@ import type { Backend, StagePlan, StageRef, StageState } from "../types.ts";
 import { formatCpuset } from "../../api/cpuset.ts";
 
 const execFileAsync = promisify(execFile);
+/** How long pause() waits for every process of a stage to have stopped. */
+const PAUSE_WAIT_MS = 2_000;
 
 /**
  * Writes the pid, runs the stage, records exit code and CPU times. $1.. is the stage's argv.
@@ -130,7 +132,7 @@ export class LocalBackend implements Backend {
     const pid = Number(readText(`${prefix}.pid`)?.trim() ?? Number.NaN);
     if (Number.isInteger(pid) && isStage(pid, stageId(ref))) {
       const pids = groupMembers(pid);
-      return processState(pid) === "T" ? { state: "paused", pids } : { state: "running", pids };
+      return allStopped(pids) ? { state: "paused", pids } : { state: "running", pids };
     }
     if (existsSync(`${prefix}.stopped`)) return { state: "stopped" };
     if (Number.isInteger(pid)) {
@@ -144,9 +146,18 @@ export class LocalBackend implements Backend {
     return { state: "absent" };
   }
 
+  /**
+   * Sends SIGSTOP to the stage's process group and waits, bounded, until every process
+   * of it has stopped. A process stops only when the kernel next runs it: a SCHED_IDLE
+   * stage on busy cores may take a while, and it makes no progress meanwhile (it must
+   * take the signal before it runs any of its own code). observe() says "paused" only
+   * once every process is stopped.
+   */
   async pause(ref: StageRef): Promise<void> {
     const pid = await this.#leader(ref);
-    if (pid !== undefined) signalGroup(pid, "SIGSTOP");
+    if (pid === undefined) return;
+    signalGroup(pid, "SIGSTOP");
+    for (let waited = 0; waited < PAUSE_WAIT_MS && !allStopped(groupMembers(pid)); waited += 20) await sleep(20);
   }
 
   async resume(ref: StageRef, cores: readonly number[]): Promise<void> {
@@ -274,6 +285,14 @@ function groupMembers(pgid: number): number[] {
     if (processGroup(pid) === pgid) members.push(pid);
   }
   return members;
+}
+
+/** Every process is stopped (T); an empty group is not "stopped", it is gone. */
+function allStopped(pids: readonly number[]): boolean {
+  return pids.length > 0 && pids.every((p) => {
+    const state = processState(p);
+    return state === "T" || state === undefined; // one that just exited is not running
+  });
 }
 
 function signalGroup(pgid: number, signal: NodeJS.Signals): void {
