@@ -61,6 +61,13 @@ export type StageDetail = {
 
 export interface Backend {
   readonly kind: BackendKind;
+  /**
+   * How often the controller looks at a running stage by itself, besides onChange: the
+   * local backend cannot be told when a re-adopted process ends (1 s); the Kubernetes
+   * backend's informer tells of every pod change, so its look is a slow safety net.
+   * Default 1 s.
+   */
+  readonly observeEveryMs?: number;
   /** Starts a stage; starting one that already started returns its state instead (idempotent). */
   start(plan: StagePlan): Promise<StageState>;
   observe(ref: StageRef): Promise<StageState>;

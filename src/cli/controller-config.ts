@@ -102,7 +102,8 @@ export function loadControllerConfig(env: NodeJS.ProcessEnv, flags: ControllerFl
   if (ingestPort !== undefined && ingestPort > 0 && !env["ODOP_AGENT_TOKEN_FILE"] && !env["ODOP_AGENT_TOKEN"]) {
     problems.push(`ODOP_AGENT_TOKEN_FILE or ODOP_AGENT_TOKEN: the agents' bearer token is required while ${SOURCES.ingestPort.join(" / ")} is not 0`);
   }
-  const workers = parse("workers", int("workers", 1, 64), "4");
+  // Reconciles wait on the API server: 16 in flight kept up where 4 let 10,000 executions queue (bench/cluster).
+  const workers = parse("workers", int("workers", 1, 64), "16");
   const cleanup = parse("cleanup", z.enum(["delete-on-success", "keep"], { error: "the cleanup policy is delete-on-success or keep" }), "delete-on-success");
   if (problems.length > 0) return { ok: false, problems };
 

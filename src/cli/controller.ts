@@ -9,7 +9,6 @@
  * SIGTERM stops the loops, leaves stage pods running (the next leader re-adopts them)
  * and releases the Lease for a fast hand-over.
  */
-import { KubeConfig } from "@kubernetes/client-node";
 import { readFileSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import pino from "pino";
@@ -31,6 +30,7 @@ import type { WatchRequest } from "../api/agent-push.ts";
 import type { OpTask } from "../api/optask.ts";
 import { loadNotifyKey } from "../staging/notify.ts";
 import { KubernetesStore } from "../store/kubernetes.ts";
+import { loadKubeConfig } from "../store/kubernetes-config.ts";
 import { KubernetesNodeSource } from "../store/kubernetes-nodes.ts";
 import { LeaderElector, leaseClientFor } from "../store/leader-election.ts";
 import { type ControllerFlags, loadControllerConfig } from "./controller-config.ts";
@@ -56,8 +56,7 @@ export async function controllerCommand(flags: ControllerFlags, err: Out): Promi
     return 2;
   }
   const log = pino({ level: process.env["ODOP_LOG_LEVEL"] ?? "info", redact: ["*.token", "*.authorization", "*.headers.authorization"] });
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromDefault();
+  const kubeConfig = loadKubeConfig();
   const namespace = config.watchNamespaces[0];
   const templates =
     config.podTemplates === undefined ? undefined : new ConfigMapTemplateSource({ kubeConfig, log, namespace: config.namespace, name: config.podTemplates });

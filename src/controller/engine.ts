@@ -15,6 +15,7 @@ import { slurmJobSelector } from "../backends/slurm/nodes.ts";
 import type { Backend } from "../backends/types.ts";
 import { schedule } from "../scheduler/scheduler.ts";
 import type { ActiveExecution, PendingExecution } from "../scheduler/types.ts";
+import { ConflictError } from "../store/errors.ts";
 import type { Store, Unsubscribe } from "../store/types.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
 import { rfc3339 } from "./conditions.ts";
@@ -58,6 +59,8 @@ const EXEC = "x|";
 const ACTIVE_PHASES = new Set(["Scheduled", "Configuring", "Running", "Paused", "Publishing"]);
 /** Delay that coalesces the changes that call for a scheduler round between samples. */
 const ROUND_DELAY_MS = 50;
+/** Delay that coalesces the task reconciles its executions' changes ask for. */
+const TASK_COALESCE_MS = 250;
 /** Delay that coalesces the bursts of fs.watch events a file being written produces. */
 const FILE_EVENT_DELAY_MS = 100;
 
@@ -68,6 +71,10 @@ export class Engine {
   readonly usage: UsageTracker;
   readonly #tasks = new Map<string, OpTask>();
   readonly #executions = new Map<string, OpExecution>();
+  /** The resourceVersion of each execution's last write by this engine, until its watch event comes back. */
+  readonly #ownWrites = new Map<string, string>();
+  /** Executions whose cached copy a conflict showed stale. */
+  readonly #stale = new Set<string>();
   readonly #taskReconciler: TaskReconciler;
   readonly #executionReconciler: ExecutionReconciler;
   readonly #opNodes: OpNodeWriter;
@@ -112,6 +119,10 @@ export class Engine {
       decisions: this.#decisions,
       notifier: options.notifier,
       usage: this.usage,
+      // Tasks change rarely: the watch's copy spares a GET per execution reconcile.
+      cachedTask: (namespace, name) => this.#tasks.get(`${namespace}/${name}`),
+      cachedExecution: (namespace, name) => this.#cachedExecution(`${namespace}/${name}`),
+      onWritten: (e) => this.#wrote(e),
     });
   }
 
@@ -127,14 +138,22 @@ export class Engine {
       }),
       store.watch("OpExecution", (e) => {
         const key = keyOf(e.object);
-        if (e.type === "DELETED") this.#executions.delete(key);
-        else this.#executions.set(key, e.object);
-        this.#queue.add(EXEC + key);
+        if (e.type === "DELETED") {
+          this.#executions.delete(key);
+          this.#ownWrites.delete(key);
+          this.#queue.add(EXEC + key);
+        } else {
+          this.#executions.set(key, e.object);
+          // The echo of this engine's own write brings nothing to reconcile.
+          if (!this.#echoOfOwnWrite(key, e.object)) this.#queue.add(EXEC + key);
+        }
         // New work, or cores just freed: decide now rather than at the next sample.
         const phase = e.object.status?.phase;
         if (e.type === "DELETED" || phase === undefined || phase === "Pending" || TERMINAL_PHASES.has(phase)) this.#requestRound();
         const ns = e.object.metadata.namespace ?? "default";
-        this.#queue.add(`${TASK}${ns}/${e.object.spec.taskRef.name}`);
+        // The task's counts and triggers follow its executions; thousands of them changing
+        // at once make one task reconcile every TASK_COALESCE_MS, not one per change.
+        this.#queue.addAfter(`${TASK}${ns}/${e.object.spec.taskRef.name}`, TASK_COALESCE_MS);
         for (const t of this.#tasks.values()) {
           if (t.metadata.namespace === ns && t.spec.trigger.after?.tasks.includes(e.object.spec.taskRef.name)) this.#queue.add(TASK + keyOf(t));
         }
@@ -202,8 +221,41 @@ export class Engine {
     for (const u of this.#unsubscribe.splice(0)) u();
     this.#queue.shutDown();
     await Promise.all(this.#workers);
+    await this.#executionReconciler.flushEvents();
     if (options.interrupt) await this.#interruptAll();
     await this.#o.notifier.flush();
+  }
+
+  // ------------------------------------------------------------------ the execution cache
+
+  /**
+   * The execution a reconcile starts from: the watch's copy, or the newer one this
+   * engine wrote. Undefined (the reconciler reads the store) when there is none, or
+   * after a conflict said the copy was stale.
+   */
+  #cachedExecution(key: string): OpExecution | undefined {
+    if (this.#stale.delete(key)) return undefined;
+    return this.#executions.get(key);
+  }
+
+  /**
+   * A reconcile wrote `e`: the cache takes it at once (the watch may bring it later, or
+   * may have brought it already), and its echo will not be reconciled again. An older
+   * watch event arriving after it puts the older copy back; a pass that starts from it
+   * meets a conflict and reads the store (#stale).
+   */
+  #wrote(e: OpExecution): void {
+    const key = keyOf(e);
+    this.#executions.set(key, e);
+    const version = e.metadata.resourceVersion;
+    if (version !== undefined) this.#ownWrites.set(key, version);
+  }
+
+  /** Whether a watch event carries exactly the version this engine wrote last (only that one: never someone else's change). */
+  #echoOfOwnWrite(key: string, object: OpExecution): boolean {
+    if (this.#ownWrites.get(key) !== object.metadata.resourceVersion) return false;
+    this.#ownWrites.delete(key);
+    return true;
   }
 
   // ------------------------------------------------------------------ workers
@@ -221,6 +273,8 @@ export class Engine {
         if (result.requeueAfterMs !== undefined) this.#queue.addAfter(key, result.requeueAfterMs);
         this.#o.onReconcile?.(kind, (performance.now() - started) / 1000, true);
       } catch (error) {
+        // A conflict says the cached copy was stale: the next pass reads the store.
+        if (error instanceof ConflictError && key.startsWith(EXEC)) this.#stale.add(key.slice(EXEC.length));
         const delay = this.#queue.addRateLimited(key);
         this.#o.log.warn({ key, err: error, retryInMs: delay }, "reconcile failed; retrying");
         this.#o.onReconcile?.(kind, (performance.now() - started) / 1000, false);

@@ -30,12 +30,13 @@ import {
 } from "../api/opexecution.ts";
 import type { OpTask } from "../api/optask.ts";
 import type { Backend, StageRef, StageState } from "../backends/types.ts";
-import type { Store } from "../store/types.ts";
+import type { EventType, ObjectRef, Store } from "../store/types.ts";
 import type { Clock } from "./clock.ts";
 import { rfc3339, setCondition } from "./conditions.ts";
 import type { DecisionBox } from "./decisions.ts";
 import type { Notifier } from "./notifier.ts";
 import { type Planner, StagePlanError, stagesOf } from "./stage-plans.ts";
+import { TASK_LABEL, taskOwner } from "./task-owner.ts";
 import type { UsageTracker } from "./usage.ts";
 
 export type ReconcileResult = { requeueAfterMs?: number };
@@ -49,33 +50,58 @@ export type ExecutionReconcilerDeps = {
   decisions: DecisionBox;
   notifier: Notifier;
   usage: UsageTracker;
+  /** The task as the caller's watch last saw it; the store is read when it has none. */
+  cachedTask?: (namespace: string, name: string) => OpTask | undefined;
+  /**
+   * The execution as the caller's cache holds it (its watch, and what this reconciler
+   * wrote); the store is read when it has none or says it may be stale (after a conflict).
+   */
+  cachedExecution?: (namespace: string, name: string) => OpExecution | undefined;
+  /** Told of every object this reconciler wrote (the newest version the caller can cache). */
+  onWritten?: (execution: OpExecution) => void;
 };
 
 type Status = OpExecutionStatus;
 type StageStatus = NonNullable<Status["stages"]>[number];
 
 const STAGE_PHASE: Record<StageName, ExecutionPhase> = { configure: "Configuring", run: "Running", publish: "Publishing" };
-/** How often a running stage is looked at when no exit notification can come (a re-adopted stage). */
+/** How often a running stage is looked at when the backend says nothing (Backend.observeEveryMs). */
 const OBSERVE_EVERY_MS = 1000;
 /** The reason a backend gives a stage its cluster preempted (Slurm PREEMPTED). */
 const PREEMPTED = "Preempted";
 
+type EventSink = { record(ref: ObjectRef, type: EventType, reason: string, message: string): void };
+
 export class ExecutionReconciler {
   readonly #d: ExecutionReconcilerDeps;
+  readonly #pendingEvents = new Set<Promise<void>>();
+  readonly #sink: EventSink = {
+    record: (ref, type, reason, message) => {
+      const written = this.#d.store.recordEvent(ref, type, reason, message).catch((error: unknown) => this.#d.log.warn({ err: error, reason }, "could not record an event"));
+      this.#pendingEvents.add(written);
+      void written.then(() => this.#pendingEvents.delete(written));
+    },
+  };
 
   constructor(deps: ExecutionReconcilerDeps) {
     this.#d = deps;
   }
 
+  /** Waits for the events recorded so far (the engine's stop does, so that none is lost). */
+  async flushEvents(): Promise<void> {
+    while (this.#pendingEvents.size > 0) await Promise.all([...this.#pendingEvents]);
+  }
+
   async reconcile(namespace: string, name: string): Promise<ReconcileResult> {
     const { store } = this.#d;
-    const execution = await store.get("OpExecution", namespace, name);
+    const execution = this.#d.cachedExecution?.(namespace, name) ?? (await store.get("OpExecution", namespace, name));
     if (execution === undefined) {
       this.#d.decisions.forget(`${namespace}/${name}`);
       return {};
     }
-    const task = await store.get("OpTask", namespace, execution.spec.taskRef.name);
-    const pass = new Pass(this.#d, execution, task);
+    const taskName = execution.spec.taskRef.name;
+    const task = this.#d.cachedTask?.(namespace, taskName) ?? (await store.get("OpTask", namespace, taskName));
+    const pass = new Pass(this.#d, this.#sink, execution, task);
     let result: ReconcileResult;
     try {
       result = await pass.run();
@@ -108,8 +134,11 @@ class Pass {
   #written: string;
   #events: { type: "Normal" | "Warning"; reason: string; message: string }[] = [];
 
-  constructor(deps: ExecutionReconcilerDeps, execution: OpExecution, task: OpTask | undefined) {
+  readonly #events$: EventSink;
+
+  constructor(deps: ExecutionReconcilerDeps, events: EventSink, execution: OpExecution, task: OpTask | undefined) {
     this.#d = deps;
+    this.#events$ = events;
     this.#execution = execution;
     this.#task = task;
     this.#key = `${execution.metadata.namespace ?? "default"}/${execution.metadata.name ?? ""}`;
@@ -122,9 +151,14 @@ class Pass {
     return this.#d.clock.now();
   }
 
+  get #observeEveryMs(): number {
+    return this.#d.backend.observeEveryMs ?? OBSERVE_EVERY_MS;
+  }
+
   async run(): Promise<ReconcileResult> {
     const phase = this.#status.phase;
     if (phase !== undefined && TERMINAL_PHASES.has(phase)) return {};
+    await this.#adopt();
     if (phase === undefined) {
       this.#transition("Pending", "Created", `created by ${this.#execution.spec.trigger.reason} trigger`);
       this.#event("Normal", "Created", `execution of ${this.#execution.spec.taskRef.name}, trigger ${this.#execution.spec.trigger.reason}`);
@@ -150,6 +184,29 @@ class Pass {
     const handled = await this.#applyDecision(task);
     if (handled !== undefined) return handled;
     return this.#advance(task);
+  }
+
+  /**
+   * An execution a person created has no owner: it gets the owner reference and label
+   * the task reconciler gives the ones it creates, so that deleting the task
+   * garbage-collects it and its pods, and `kubectl get opexec -l odop.io/task=<name>`
+   * finds it. (OwnerReferencesPermissionEnforcement allows it only with delete on
+   * opexecutions.) Done here, once per execution, rather than in a task reconcile that
+   * would update thousands at once.
+   */
+  async #adopt(): Promise<void> {
+    const task = this.#task;
+    const uid = task?.metadata.uid;
+    const meta = this.#execution.metadata;
+    if (task === undefined || uid === undefined || uid === "" || meta.deletionTimestamp !== undefined) return;
+    if ((meta.ownerReferences ?? []).some((o) => o.kind === "OpTask")) return;
+    const { status: _status, ...rest } = this.#execution;
+    this.#execution = await this.#d.store.update({
+      ...rest,
+      metadata: { ...meta, labels: { ...meta.labels, [TASK_LABEL]: task.metadata.name ?? "" }, ownerReferences: [...(meta.ownerReferences ?? []), taskOwner(task, uid)] },
+    });
+    this.#d.onWritten?.(this.#execution);
+    this.#log.info({ task: task.metadata.name }, "execution adopted");
   }
 
   /** Moves the phase machine as far as it can go now. */
@@ -216,11 +273,11 @@ class Pass {
     switch (state.state) {
       case "running":
       case "absent": {
-        if (stage !== "run") return { requeueAfterMs: OBSERVE_EVERY_MS };
+        if (stage !== "run") return { requeueAfterMs: this.#observeEveryMs };
         return this.#enforceTimeLimit(task, ref);
       }
       case "paused": // paused outside odop's knowledge (kill -STOP): keep watching
-        return { requeueAfterMs: OBSERVE_EVERY_MS };
+        return { requeueAfterMs: this.#observeEveryMs };
       case "stopped":
         return this.#failAttempt(task, stage, "StageStopped", `${stage} was stopped`, undefined);
       case "lost":
@@ -281,7 +338,7 @@ class Pass {
       this.#resumeStage(stage, "Ended", "the stage ended while paused");
       return this.#followStage(task, stage);
     }
-    return { requeueAfterMs: OBSERVE_EVERY_MS * 5 };
+    return { requeueAfterMs: this.#observeEveryMs * 5 };
   }
 
   /** Applies a user pause or a scheduler decision; returns a result when it decided the pass. */
@@ -335,12 +392,12 @@ class Pass {
 
   #enforceTimeLimit(task: OpTask, ref: StageRef): Promise<ReconcileResult> | ReconcileResult {
     const limit = task.spec.requirements?.time === undefined ? undefined : parseDuration(task.spec.requirements.time);
-    if (limit === undefined) return { requeueAfterMs: OBSERVE_EVERY_MS };
+    if (limit === undefined) return { requeueAfterMs: this.#observeEveryMs };
     const stage = this.#stageStatus("run");
     const started = Date.parse(stage?.startedAt ?? "");
-    if (!Number.isFinite(started)) return { requeueAfterMs: OBSERVE_EVERY_MS };
+    if (!Number.isFinite(started)) return { requeueAfterMs: this.#observeEveryMs };
     const ran = this.#now - started - (stage?.pausedSeconds ?? 0) * 1000;
-    if (ran < limit) return { requeueAfterMs: Math.min(limit - ran, OBSERVE_EVERY_MS) };
+    if (ran < limit) return { requeueAfterMs: Math.min(limit - ran, this.#observeEveryMs) };
     return (async () => {
       await this.#d.backend.stop(ref);
       return this.#failAttempt(task, "run", "TimeLimit", `run exceeded requirements.time ${task.spec.requirements?.time ?? ""}`, undefined);
@@ -530,6 +587,7 @@ class Pass {
       // Later writes of this pass build on this one (its resourceVersion).
       this.#execution = await this.#d.store.updateStatus({ ...this.#execution, status: this.#status });
       this.#written = json;
+      this.#d.onWritten?.(this.#execution);
       this.#log.info({ phase: this.#status.phase, reason: this.#status.reason }, "execution status written");
     }
     const events = this.#events;
@@ -540,7 +598,9 @@ class Pass {
       name: this.#execution.metadata.name ?? "",
       uid: this.#execution.metadata.uid,
     };
-    for (const e of events) await this.#d.store.recordEvent(ref, e.type, e.reason, e.message);
+    // Events are best effort and off the reconcile's path (as client-go's recorder): their
+    // writes must not slow a pass down; ExecutionReconciler.flushEvents() waits for them.
+    for (const e of events) this.#events$.record(ref, e.type, e.reason, e.message);
   }
 }
 

@@ -16,6 +16,7 @@ import type { Clock } from "./clock.ts";
 import { rfc3339, setCondition } from "./conditions.ts";
 import type { ReconcileResult } from "./execution-reconciler.ts";
 import { executionName } from "./names.ts";
+import { TASK_LABEL, taskOwner } from "./task-owner.ts";
 import { evaluateTrigger } from "./triggers/evaluate.ts";
 import type { FileProbe } from "../agent/file-probe.ts";
 
@@ -40,8 +41,6 @@ export type TaskReconcilerDeps = {
   executionsIn?: (namespace: string) => readonly OpExecution[];
 };
 
-/** The label that ties an execution to its task (selectors, `kubectl get opexec -l`). */
-export const TASK_LABEL = "odop.io/task";
 
 export class TaskReconciler {
   readonly #d: TaskReconcilerDeps;
@@ -58,7 +57,6 @@ export class TaskReconciler {
     const now = clock.now();
     const all = this.#d.executionsIn?.(namespace) ?? (await store.list("OpExecution", namespace));
     let executions = all.filter((e) => e.spec.taskRef.name === name);
-    await this.#adopt(task, executions, log);
     const status: OpTaskStatus = structuredClone(task.status ?? {});
     const generation = task.metadata.generation ?? 1;
     let result: ReconcileResult = {};
@@ -120,28 +118,6 @@ export class TaskReconciler {
     return result;
   }
 
-  /**
-   * Executions people created for this task (a manual trigger) get the owner reference
-   * and label the ones odop creates carry, so that deleting the task garbage-collects
-   * them and their pods, and `kubectl get opexec -l odop.io/task=<name>` finds them.
-   */
-  async #adopt(task: OpTask, executions: readonly OpExecution[], log: Logger): Promise<void> {
-    const uid = task.metadata.uid;
-    if (uid === undefined || uid === "") return;
-    for (const e of executions) {
-      if (e.metadata.deletionTimestamp !== undefined || (e.metadata.ownerReferences ?? []).some((o) => o.kind === "OpTask")) continue;
-      await this.#d.store.update({
-        ...e,
-        metadata: {
-          ...e.metadata,
-          labels: { ...e.metadata.labels, [TASK_LABEL]: task.metadata.name ?? "" },
-          ownerReferences: [...(e.metadata.ownerReferences ?? []), ownerOf(task, uid)],
-        },
-      });
-      log.info({ execution: e.metadata.name }, "execution adopted");
-    }
-  }
-
   /** Why this task cannot run on this controller, or undefined. */
   #cannotRun(task: OpTask): string | undefined {
     // What the API server's CRD schema cannot check (a cron expression's values, say)
@@ -172,7 +148,7 @@ export class TaskReconciler {
         name,
         namespace: task.metadata.namespace ?? "default",
         labels: { [TASK_LABEL]: task.metadata.name ?? "" },
-        ownerReferences: [ownerOf(task, task.metadata.uid ?? "")],
+        ownerReferences: [taskOwner(task, task.metadata.uid ?? "")],
       },
       spec: {
         taskRef: { name: task.metadata.name ?? "" },
@@ -209,11 +185,6 @@ export class TaskReconciler {
       throw error;
     }
   }
-}
-
-/** The reference from an execution to its task: the garbage collector deletes the execution with the task. */
-function ownerOf(task: OpTask, uid: string) {
-  return { apiVersion: "odop.io/v1alpha1", kind: "OpTask", name: task.metadata.name ?? "", uid, controller: true, blockOwnerDeletion: true };
 }
 
 /** Counts, last result and the learned profile, from the task's executions. */

@@ -26,6 +26,17 @@ import type { WatchEvent } from "./types.ts";
 
 export type ListResult<T> = { items: T[]; resourceVersion: string };
 
+/**
+ * Drops metadata.managedFields from an object just read from the API server (in place:
+ * it is a fresh copy). odop never reads them, they are often half of an object's size,
+ * and a PUT without them leaves the server's as they are.
+ */
+export function withoutManagedFields<T>(object: T): T {
+  const meta = (object as { metadata?: { managedFields?: unknown } } | null)?.metadata;
+  if (meta !== undefined && meta !== null && "managedFields" in meta) delete meta.managedFields;
+  return object;
+}
+
 /** Opens one watch connection; `done` is called once, when it ends (null: closed cleanly). */
 export type OpenWatch = (
   resourceVersion: string,
@@ -92,6 +103,16 @@ export class Informer<T> {
     return [...this.#cache.values()].map((o) => structuredClone(o));
   }
 
+  /** The cached object of `key` itself, not a copy: read it, never change it. */
+  peek(key: string): T | undefined {
+    return this.#cache.get(key);
+  }
+
+  /** The cached objects themselves, not copies: read them, never change them. */
+  values(): IterableIterator<T> {
+    return this.#cache.values();
+  }
+
   /** Adds a handler; starts the loop on the first one. Returns its unsubscribe. */
   subscribe(handler: Handler<T>): () => void {
     this.#handlers.add(handler);
@@ -101,13 +122,17 @@ export class Informer<T> {
         for (const object of existing) this.#call(handler, { type: "ADDED", object: structuredClone(object) });
       });
     }
-    if (!this.#started) {
-      this.#started = true;
-      this.#loop = this.#run().catch((error: unknown) => this.#options.log.error({ err: error }, "watch loop ended by an error"));
-    }
+    this.start();
     return () => {
       this.#handlers.delete(handler);
     };
+  }
+
+  /** Starts the loop without a handler: the cache alone is wanted (peek, values). Idempotent. */
+  start(): void {
+    if (this.#started) return;
+    this.#started = true;
+    this.#loop = this.#run().catch((error: unknown) => this.#options.log.error({ err: error }, "watch loop ended by an error"));
   }
 
   /**

@@ -14,7 +14,7 @@ import type { Logger } from "pino";
 import { parseQuantity, toMilli, toUnits } from "../api/quantity.ts";
 import type { NodeSample } from "../api/sample.ts";
 import type { NodeView } from "../scheduler/types.ts";
-import { Informer } from "./kubernetes-informer.ts";
+import { Informer, withoutManagedFields } from "./kubernetes-informer.ts";
 
 /** Pods odop created carry this label; their requests are odop's own. */
 const MANAGED_BY = "app.kubernetes.io/managed-by";
@@ -87,10 +87,9 @@ export class KubernetesNodeSource {
   readonly #watch: Watch;
   readonly #log: Logger;
   readonly #pageSize: number;
-  readonly #cache = { nodes: new Map<string, V1Node>(), pods: new Map<string, V1Pod>() };
   readonly #options: NodeViewOptions;
-  readonly #informers: Informer<V1Node | V1Pod>[] = [];
-  readonly #unsubscribe: (() => void)[] = [];
+  #nodes: Informer<V1Node> | undefined;
+  #pods: Informer<V1Pod> | undefined;
 
   constructor(kubeConfig: KubeConfig, log: Logger, options: NodeViewOptions & { pageSize?: number } = { memoryMarginBytes: 1024 ** 3 }) {
     this.#api = kubeConfig.makeApiClient(CoreV1Api);
@@ -102,15 +101,15 @@ export class KubernetesNodeSource {
 
   /** Starts listing and watching nodes and unfinished pods; idempotent. */
   start(): void {
-    if (this.#informers.length > 0) return;
+    if (this.#nodes !== undefined) return;
     const openWatch = (path: string, query: Record<string, string>) => async (resourceVersion: string, onEvent: (type: string, object: unknown) => void, done: (error: unknown) => void) => {
       const controller = await this.#watch.watch(path, { ...query, resourceVersion, allowWatchBookmarks: true }, onEvent, done);
       return { abort: () => controller.abort() };
     };
     const nodes = new Informer<V1Node>({
-      list: () => this.#pages((page) => this.#api.listNode(page), {}),
+      list: () => this.#pages((page) => this.#api.listNode(page), {}, withoutManagedFields),
       watch: openWatch("/api/v1/nodes", {}),
-      decode: (raw) => raw as V1Node,
+      decode: (raw) => withoutManagedFields(raw as V1Node),
       keyOf: (n) => n.metadata?.name ?? "",
       versionOf: (n) => n.metadata?.resourceVersion,
       log: this.#log.child({ kind: "Node" }),
@@ -123,20 +122,16 @@ export class KubernetesNodeSource {
       versionOf: (p) => p.metadata?.resourceVersion,
       log: this.#log.child({ kind: "Pod", scope: "cluster" }),
     });
-    this.#informers.push(nodes as Informer<V1Node | V1Pod>, pods as Informer<V1Node | V1Pod>);
-    this.#unsubscribe.push(
-      nodes.subscribe((e) => (e.type === "DELETED" ? this.#cache.nodes.delete(e.object.metadata?.name ?? "") : this.#cache.nodes.set(e.object.metadata?.name ?? "", e.object))),
-      pods.subscribe((e) => {
-        const key = `${e.object.metadata?.namespace ?? ""}/${e.object.metadata?.name ?? ""}`;
-        if (e.type === "DELETED") this.#cache.pods.delete(key);
-        else this.#cache.pods.set(key, e.object);
-      }),
-    );
+    this.#nodes = nodes;
+    this.#pods = pods;
+    // The informers' caches are the only copy: no handler, so nothing is cloned per event.
+    nodes.start();
+    pods.start();
   }
 
   /** True once both informers have listed. */
   get synced(): boolean {
-    return this.#informers.length > 0 && this.#informers.every((i) => i.synced);
+    return this.#nodes?.synced === true && this.#pods?.synced === true;
   }
 
   refresh(): Promise<void> {
@@ -144,7 +139,7 @@ export class KubernetesNodeSource {
   }
 
   views(_now: number): NodeView[] {
-    return nodeViewsFrom([...this.#cache.nodes.values()], [...this.#cache.pods.values()], this.#options);
+    return nodeViewsFrom([...(this.#nodes?.values() ?? [])], [...(this.#pods?.values() ?? [])], this.#options);
   }
 
   latest(): NodeSample | undefined {
@@ -153,13 +148,12 @@ export class KubernetesNodeSource {
 
   /** The node's InternalIP as the API server reports it (agents listen on the node's address). */
   addressOf(node: string): string | undefined {
-    const addresses = this.#cache.nodes.get(node)?.status?.addresses ?? [];
+    const addresses = this.#nodes?.peek(node)?.status?.addresses ?? [];
     return addresses.find((a) => a.type === "InternalIP")?.address ?? addresses.find((a) => a.type === "ExternalIP")?.address;
   }
 
   async close(): Promise<void> {
-    for (const u of this.#unsubscribe.splice(0)) u();
-    await Promise.all(this.#informers.splice(0).map((i) => i.stop()));
+    await Promise.all([this.#nodes?.stop(), this.#pods?.stop()]);
   }
 
   /** Every page of a list (limit and continue), and the resourceVersion to watch from. */

@@ -26,7 +26,7 @@ import { validateObject } from "../api/validate.ts";
 import { InvalidError, NotFoundError } from "./errors.ts";
 import { toStoreError } from "./kubernetes-errors.ts";
 import { KubernetesEvents } from "./kubernetes-events.ts";
-import { type BackoffOptions, Informer, type ListResult } from "./kubernetes-informer.ts";
+import { type BackoffOptions, Informer, type ListResult, withoutManagedFields } from "./kubernetes-informer.ts";
 import {
   type AnyObject,
   type EventRecord,
@@ -259,7 +259,7 @@ export class KubernetesStore implements Store {
 
   /** The typed object; one that breaks the schema is returned as it is, and logged. */
   #decode(raw: unknown): AnyObject {
-    const result = validateObject(raw);
+    const result = validateObject(withoutManagedFields(raw));
     if (result.ok) return result.object;
     const meta = (raw as { metadata?: { namespace?: string; name?: string } } | null)?.metadata;
     this.#log.debug({ kind: result.kind, namespace: meta?.namespace, name: result.name, problems: result.problems }, "object from the API server does not match its schema");

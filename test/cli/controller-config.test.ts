@@ -15,7 +15,7 @@ describe("odop controller configuration", () => {
         workspace: { kind: "emptyDir" },
         httpPort: 8080,
         ingestPort: 0,
-        workers: 4,
+        workers: 16,
         cleanup: "delete-on-success",
         statePath: "/var/lib/odop",
       },

@@ -97,14 +97,19 @@ type Where = { namespace: string; execution: string; pod: string; key: string };
 
 export class KubernetesBackend implements Backend {
   readonly kind = "kubernetes" as const;
+  /** The pod informer reports every change (onChange); a look every 30 s is the level-based safety net. */
+  readonly observeEveryMs = 30_000;
   readonly #d: KubernetesBackendDeps;
   readonly #client: PodClient;
   readonly #listeners = new Set<(ref: StageRef) => void>();
-  /** The informer's view, by "namespace/pod". */
-  readonly #pods = new Map<string, V1Pod>();
-  /** Pods this process has seen exist. */
+  /**
+   * Pods created or read by this process that the informer has not delivered yet, by
+   * "namespace/pod"; the informer's cache (peek, no copy) holds the rest.
+   */
+  readonly #recent = new Map<string, V1Pod>();
+  /** Pods this process has seen exist, until their execution ends (cleanup). */
   readonly #seen = new Set<string>();
-  /** Attempts this process stopped or saw marked stopped. */
+  /** Attempts this process stopped or saw marked stopped, until their execution ends. */
   readonly #stopped = new Set<string>();
   readonly #pinning = new Map<string, Pinning>();
   #informer: Informer<V1Pod> | undefined;
@@ -165,7 +170,7 @@ export class KubernetesBackend implements Backend {
       created = await this.#client.get(at.namespace, at.pod);
       if (created === undefined) throw new Error(`pod ${at.key} already existed at create, and is gone now; start again`, { cause: error });
     }
-    if (!this.#pods.has(at.key)) this.#pods.set(at.key, created);
+    if (this.#informer?.peek(at.key) === undefined) this.#recent.set(at.key, created);
     return this.#state(at, created, plan.stage);
   }
 
@@ -237,8 +242,16 @@ export class KubernetesBackend implements Backend {
   }
 
   async cleanup(ref: StageRef, succeeded: boolean): Promise<void> {
-    if (!succeeded || (this.#d.cleanupPolicy ?? "delete-on-success") === "keep") return;
     const at = where(ref);
+    // The execution has ended: what this process remembers of its attempts goes.
+    for (let attempt = 1; attempt <= ref.attempt; attempt += 1) {
+      const key = `${at.namespace}/${stagePodName(at.execution, attempt)}`;
+      this.#seen.delete(key);
+      this.#stopped.delete(key);
+      this.#pinning.delete(key);
+      this.#recent.delete(key);
+    }
+    if (!succeeded || (this.#d.cleanupPolicy ?? "delete-on-success") === "keep") return;
     const pod = await this.#client.get(at.namespace, at.pod);
     if (pod === undefined || pod.metadata?.deletionTimestamp !== undefined) return;
     await this.#client.delete(at.namespace, at.pod, pod.metadata?.uid, 0);
@@ -258,7 +271,7 @@ export class KubernetesBackend implements Backend {
     const at = where(ref);
     const known = this.#pinning.get(at.key);
     if (known !== undefined) return known;
-    const raw = this.#pods.get(at.key)?.metadata?.annotations?.[MARKS.pinning];
+    const raw = this.#cached(at.key)?.metadata?.annotations?.[MARKS.pinning];
     if (raw === undefined) return undefined;
     try {
       const parsed = JSON.parse(raw) as Partial<Pinning>;
@@ -296,10 +309,9 @@ export class KubernetesBackend implements Backend {
     this.#unsubscribe = informer.subscribe((event) => {
       const pod = event.object;
       const key = podKeyOf(pod);
-      if (event.type === "DELETED") {
-        this.#pods.delete(key);
-        this.#pinning.delete(key);
-      } else this.#remember(key, pod, true);
+      this.#recent.delete(key); // the informer has it (or knows it is gone)
+      if (event.type === "DELETED") this.#pinning.delete(key);
+      else this.#remember(key, pod);
       const ref = refOfPod(pod);
       if (ref === undefined) return;
       for (const listener of this.#listeners) {
@@ -313,23 +325,32 @@ export class KubernetesBackend implements Backend {
     return informer;
   }
 
-  #remember(key: string, pod: V1Pod, replace: boolean): void {
-    if (replace || !this.#pods.has(key)) this.#pods.set(key, pod);
+  #remember(key: string, pod: V1Pod): void {
     this.#seen.add(key);
     if (isStopped(pod)) this.#stopped.add(key);
   }
 
-  /** The pod from the informer, or from a GET when the informer does not have it. */
+  #cached(key: string): V1Pod | undefined {
+    return this.#informer?.peek(key) ?? this.#recent.get(key);
+  }
+
+  /**
+   * The pod from the informer, or from a GET when the informer does not have it yet (not
+   * synced; created by another replica a moment ago). Once the informer has listed, a pod
+   * it has not got and this process did not create is taken as absent without asking:
+   * creating it is a POST that AlreadyExists would answer, so nothing is made twice.
+   */
   async #find(at: Where): Promise<V1Pod | undefined> {
-    const cached = this.#pods.get(at.key);
+    const cached = this.#cached(at.key);
     if (cached !== undefined) return cached;
+    if (this.#informer?.synced === true && !this.#seen.has(at.key)) return undefined;
     const pod = await this.#client.get(at.namespace, at.pod);
-    if (pod !== undefined) this.#remember(at.key, pod, false);
+    if (pod !== undefined && this.#informer?.peek(at.key) === undefined) this.#recent.set(at.key, pod);
     return pod;
   }
 
   #state(at: Where, pod: V1Pod | undefined, stage: StageName): PodStageState {
-    if (pod !== undefined) this.#remember(at.key, pod, false);
+    if (pod !== undefined) this.#remember(at.key, pod);
     const state = observeStage(pod, stage, { seen: this.#seen.has(at.key), stopped: this.#stopped.has(at.key) });
     return pod === undefined ? state : { ...state, pod: at.pod };
   }

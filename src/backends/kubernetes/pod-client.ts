@@ -14,7 +14,7 @@ import { CoreV1Api, type KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod
 import type { Logger } from "pino";
 import { NotFoundError } from "../../store/errors.ts";
 import { toStoreError } from "../../store/kubernetes-errors.ts";
-import { type BackoffOptions, Informer, type ListResult } from "../../store/kubernetes-informer.ts";
+import { type BackoffOptions, Informer, type ListResult, withoutManagedFields } from "../../store/kubernetes-informer.ts";
 import { LABELS } from "./pod-spec.ts";
 
 export const FIELD_MANAGER = "odop";
@@ -107,7 +107,7 @@ export class PodClient {
       do {
         const page = { labelSelector, limit: this.#options.pageSize ?? 500, ...(token === undefined ? {} : { _continue: token }) };
         const list = namespace === undefined ? await this.#core.listPodForAllNamespaces(page) : await this.#core.listNamespacedPod({ ...page, namespace });
-        items.push(...list.items);
+        for (const pod of list.items) items.push(withoutManagedFields(pod));
         resourceVersion = list.metadata?.resourceVersion ?? "";
         token = list.metadata?._continue === undefined || list.metadata._continue === "" ? undefined : list.metadata._continue;
       } while (token !== undefined);
@@ -127,7 +127,7 @@ export class PodClient {
         const controller = await this.#watch.watch(path, { labelSelector: MANAGED_SELECTOR, resourceVersion, allowWatchBookmarks: true }, onEvent, done);
         return { abort: () => controller.abort() };
       },
-      decode: (raw) => raw as V1Pod,
+      decode: (raw) => withoutManagedFields(raw as V1Pod),
       keyOf: podKeyOf,
       versionOf: (pod) => pod.metadata?.resourceVersion,
       log: this.#options.log.child({ kind: "Pod", ...(namespace === undefined ? {} : { namespace }) }),
