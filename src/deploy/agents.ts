@@ -13,7 +13,7 @@
  * - hostPID: the node's processes in /proc (main application, odop's stages, thread ticks).
  * - hostNetwork: /proc/net/dev and /sys/class/net of the node, not of a pod (network
  *   throughput), and the freezer listening on the node's address, where the controller
- *   calls it (http://<node name>:9180), without relying on the CNI's hostPort support.
+ *   calls it (http://<node InternalIP>:9180), without relying on the CNI's hostPort support.
  * - root, with CAP_SYS_PTRACE (other processes' environ and open files, for ODOP_EXECUTION
  *   and trigger files) and CAP_DAC_READ_SEARCH (those /proc files are mode 0400 and owned
  *   by the process's user: the stage pods run as 65532); every other capability dropped.

@@ -17,7 +17,7 @@
  *   the agents push (container port `agents`, Service INGEST_SERVICE); ODOP_AGENT_TOKEN, their
  *   bearer token from a Secret the user creates (never generated here: no token is committed),
  *   which both authenticates pushes and is sent to each node's freezer; ODOP_AGENT_PORT, the
- *   freezer's port, called at http://<node name>:<port>.
+ *   freezer's port, called at http://<node InternalIP>:<port>.
  */
 import { kubernetesYaml } from "../api/kube-yaml.ts";
 import pkg from "../../package.json" with { type: "json" };
@@ -32,7 +32,7 @@ export const HTTP_PORT = 8080;
 /** Where agents push (ODOP_INGEST_PORT), and the Service in front of it. */
 export const INGEST_PORT = 8470;
 export const INGEST_SERVICE = `${NAME}-agents`;
-/** Each node's agent serves its freezer here (ODOP_AGENT_PORT); the controller calls http://<node name>:FREEZER_PORT. */
+/** Each node's agent serves its freezer here (ODOP_AGENT_PORT); the controller calls http://<node InternalIP>:FREEZER_PORT. */
 export const FREEZER_PORT = 9180;
 /** The Secret holding the agents' bearer token (key AGENT_TOKEN_KEY): created by the user, never by `npm run manifests`. */
 export const AGENT_TOKEN_SECRET = "odop-agent-token";
