@@ -6,7 +6,6 @@
  * field the server refuses shows up as an execution that never gets where it should.
  */
 import { spawn } from "node:child_process";
-import { randomUUID } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,12 +13,11 @@ import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type V1Po
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cluster, unavailable } from "../support/cluster.ts";
 import { eventually, ODOP_CLI } from "../support/engine.ts";
-import { type ControllerProcess, type DeployedController, deployedController, deleteKwokNodes, healthStatus, kubectl, kwokNodes, RESTRICTED, SUITE_LABEL, suiteId, TEST_ODOP_IMAGE } from "../support/k8s/fixtures.ts";
+import { type ControllerProcess, type DeployedController, type ExecutionView, deployedController, deleteKwokNodes, healthStatus, kubectl, kwokNodes, RESTRICTED, suiteId, TEST_ODOP_IMAGE, workNamespace } from "../support/k8s/fixtures.ts";
 
 const probe = cluster();
 const GROUP = { group: "odop.io", version: "v1alpha1" } as const;
 
-type Execution = { metadata: { name: string; uid: string }; status?: { phase?: string; reason?: string; message?: string; node?: string; conditions?: { type: string; status: string; reason: string; message: string }[]; attempts?: number } };
 
 if (!probe.ok) {
   unavailable("odop controller on the test control plane", "runs OpExecutions as pods on kwok nodes", probe.reason);
@@ -33,37 +31,9 @@ if (!probe.ok) {
   let controller: ControllerProcess;
   let nodes: string[];
 
-  const task = (name: string, run: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
-    apiVersion: "odop.io/v1alpha1",
-    kind: "OpTask",
-    metadata: { name, namespace },
-    spec: {
-      trigger: { manual: {} },
-      backend: "kubernetes",
-      target: { nodeSelector: { [SUITE_LABEL]: suite } },
-      run,
-      requirements: { cpu: { min: 1, max: 1 }, memory: { min: "64Mi", max: "64Mi" } },
-      ...extra,
-    },
-  });
-  const createTask = (body: object) => objects.createNamespacedCustomObject({ ...GROUP, namespace, plural: "optasks", body });
-  const createExecution = (name: string, taskName: string) =>
-    objects.createNamespacedCustomObject({
-      ...GROUP,
-      namespace,
-      plural: "opexecutions",
-      body: { apiVersion: "odop.io/v1alpha1", kind: "OpExecution", metadata: { name, namespace }, spec: { taskRef: { name: taskName }, executionId: randomUUID(), trigger: { reason: "Manual" } } },
-    });
-  const execution = async (name: string) => (await objects.getNamespacedCustomObject({ ...GROUP, namespace, plural: "opexecutions", name })) as Execution;
-  const phaseIs = (name: string, phases: string[], timeoutMs = 60_000) =>
-    eventually(
-      async () => {
-        const e = await execution(name);
-        return phases.includes(e.status?.phase ?? "") ? e : undefined;
-      },
-      `${name} in ${phases.join("|")} (controller log tail:\n${controller.output().slice(-3000)})`,
-      timeoutMs,
-    );
+  const work = workNamespace(kubeConfig, suite, namespace);
+  const { createTask, createExecution } = work;
+  const phaseIs = (name: string, phases: string[], timeoutMs = 60_000) => work.phaseIs(name, phases, timeoutMs, () => ` (controller log tail:\n${controller.output().slice(-3000)})`);
   const setAction = (name: string, action: string) =>
     objects.patchNamespacedCustomObject({ ...GROUP, namespace, plural: "opexecutions", name, body: { spec: { action } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
   const podsOf = async (name: string): Promise<V1Pod[]> => (await core.listNamespacedPod({ namespace, labelSelector: `odop.io/execution=${name}` })).items;
@@ -83,11 +53,9 @@ if (!probe.ok) {
     }, 60_000);
 
     it("runs an execution as a pod on a kwok node it chose, with its volumes, resources, labels and owner, to Succeeded", { timeout: 90_000 }, async () => {
-      await createTask(
-        task("hello", { image: "busybox:1.36", command: ["sh", "-c", "echo hello"] }, {
-          stages: { configure: { inputs: [{ from: "https://data.example.org/in.nc", to: "in.nc" }] }, publish: { outputs: [{ from: "outputs/", to: "s3://results/hello/" }] } },
-        }),
-      );
+      await createTask("hello", { image: "busybox:1.36", command: ["sh", "-c", "echo hello"] }, {
+        stages: { configure: { inputs: [{ from: "https://data.example.org/in.nc", to: "in.nc" }] }, publish: { outputs: [{ from: "outputs/", to: "s3://results/hello/" }] } },
+      });
       await createExecution("hello-1", "hello");
       // The pod exists while the execution runs (a succeeded pod is deleted afterwards).
       const pod = await eventually(async () => (await podsOf("hello-1"))[0], "the pod of hello-1");
@@ -112,7 +80,7 @@ if (!probe.ok) {
     });
 
     it("fails an execution whose run exits 3, with RunFailed and the exit code", { timeout: 90_000 }, async () => {
-      await createTask(task("exit3", { image: "odop.test/run:exit-3" }));
+      await createTask("exit3", { image: "odop.test/run:exit-3" });
       await createExecution("exit3-1", "exit3");
       const done = await phaseIs("exit3-1", ["Succeeded", "Failed"]);
       expect(done.status?.phase).toBe("Failed");
@@ -123,8 +91,8 @@ if (!probe.ok) {
     });
 
     it("fails an OOM-killed run with OutOfMemory, and an image that cannot be pulled at once", { timeout: 90_000 }, async () => {
-      await createTask(task("oom", { image: "odop.test/run:oom" }));
-      await createTask(task("nopull", { image: "odop.test/run:pull-error" }));
+      await createTask("oom", { image: "odop.test/run:oom" });
+      await createTask("nopull", { image: "odop.test/run:pull-error" });
       await createExecution("oom-1", "oom");
       await createExecution("nopull-1", "nopull");
       const oom = await phaseIs("oom-1", ["Succeeded", "Failed"]);
@@ -136,7 +104,7 @@ if (!probe.ok) {
 
     it("writes statuses the schema accepts: a kubelet reason with a '/' and a very long message", { timeout: 90_000 }, async () => {
       // The kubelet refuses the pod (reason OutOfnvidia.com/gpu, which the CRD's reason pattern refuses).
-      await createTask(task("gpu", { image: "odop.test/run:rejected-gpu" }));
+      await createTask("gpu", { image: "odop.test/run:rejected-gpu" });
       await createExecution("gpu-1", "gpu");
       const gpu = await phaseIs("gpu-1", ["Succeeded", "Failed"]);
       expect(gpu.status?.phase).toBe("Failed");
@@ -144,7 +112,7 @@ if (!probe.ok) {
       expect(gpu.status?.message).toContain("nvidia.com/gpu");
       // A run that fails leaves the kubelet's 4 KiB log tail as its message (FallbackToLogsOnError): with
       // "run exited with code 2: " in front, longer than status.message may be.
-      await createTask(task("chatty", { image: "odop.test/run:exit-2" }));
+      await createTask("chatty", { image: "odop.test/run:exit-2" });
       await createExecution("chatty-1", "chatty");
       const done = await phaseIs("chatty-1", ["Succeeded", "Failed"]);
       expect([done.status?.phase, done.status?.reason]).toEqual(["Failed", "RunFailed"]);
@@ -156,7 +124,7 @@ if (!probe.ok) {
     });
 
     it("stops a running execution (spec.action Stop): Cancelled, its pod gone", { timeout: 90_000 }, async () => {
-      await createTask(task("sleeper", { image: "odop.test/run:sleep" }));
+      await createTask("sleeper", { image: "odop.test/run:sleep" });
       await createExecution("sleeper-1", "sleeper");
       await phaseIs("sleeper-1", ["Running"]);
       await eventually(async () => ((await podsOf("sleeper-1"))[0]?.status?.initContainerStatuses?.[0]?.state?.running !== undefined ? true : undefined), "sleeper-1's run container running");
@@ -168,7 +136,7 @@ if (!probe.ok) {
 
     it("skips an execution that waits for cores (spec.action Skip): Skipped, no pod made", { timeout: 90_000 }, async () => {
       // 64 cores on nodes of 4: it waits in Pending.
-      await createTask(task("huge", { image: "busybox:1.36" }, { requirements: { cpu: { min: 64, max: 64 } } }));
+      await createTask("huge", { image: "busybox:1.36" }, { requirements: { cpu: { min: 64, max: 64 } } });
       await createExecution("huge-1", "huge");
       await phaseIs("huge-1", ["Pending"]);
       await setAction("huge-1", "Skip");
@@ -178,7 +146,7 @@ if (!probe.ok) {
     });
 
     it("enforces requirements.time: TimeLimit, the pod stopped", { timeout: 90_000 }, async () => {
-      await createTask(task("slow", { image: "odop.test/run:sleep" }, { requirements: { cpu: { min: 1, max: 1 }, time: "3s" } }));
+      await createTask("slow", { image: "odop.test/run:sleep" }, { requirements: { cpu: { min: 1, max: 1 }, time: "3s" } });
       await createExecution("slow-1", "slow");
       const done = await phaseIs("slow-1", ["Failed", "Succeeded", "Cancelled"]);
       expect([done.status?.phase, done.status?.reason]).toEqual(["Failed", "TimeLimit"]);
@@ -186,7 +154,7 @@ if (!probe.ok) {
     });
 
     it("fails an execution whose pod someone deleted, saying so", { timeout: 90_000 }, async () => {
-      await createTask(task("victim", { image: "odop.test/run:sleep" }));
+      await createTask("victim", { image: "odop.test/run:sleep" });
       await createExecution("victim-1", "victim");
       await phaseIs("victim-1", ["Running"]);
       const pod = await eventually(async () => (await podsOf("victim-1"))[0], "victim-1's pod");
@@ -197,14 +165,14 @@ if (!probe.ok) {
     });
 
     it("garbage-collects a deleted OpTask's executions and their pods", { timeout: 120_000 }, async () => {
-      await createTask(task("doomed", { image: "odop.test/run:sleep" }));
+      await createTask("doomed", { image: "odop.test/run:sleep" });
       await createExecution("doomed-1", "doomed");
       await phaseIs("doomed-1", ["Running"]);
       await eventually(async () => (await podsOf("doomed-1"))[0], "doomed-1's pod");
       await objects.deleteNamespacedCustomObject({ ...GROUP, namespace, plural: "optasks", name: "doomed" });
       await eventually(
         async () => {
-          const list = (await objects.listNamespacedCustomObject({ ...GROUP, namespace, plural: "opexecutions" })) as { items: Execution[] };
+          const list = (await objects.listNamespacedCustomObject({ ...GROUP, namespace, plural: "opexecutions" })) as { items: ExecutionView[] };
           return list.items.some((e) => e.metadata.name === "doomed-1") ? undefined : true;
         },
         "doomed-1 garbage-collected",

@@ -4,21 +4,18 @@
  * and restarted adopts what runs; of two replicas one acts; killing the leader hands
  * over; a leader cut off from the API server stops acting before another takes over.
  */
-import { randomUUID } from "node:crypto";
-import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, Watch } from "@kubernetes/client-node";
+import { CoordinationV1Api, CoreV1Api, Watch } from "@kubernetes/client-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { cluster, unavailable } from "../support/cluster.ts";
 import { eventually } from "../support/engine.ts";
-import { type ControllerProcess, type DeployedController, deployedController, deleteKwokNodes, healthStatus, kubectl, kwokNodes, RESTRICTED, SUITE_LABEL, suiteId } from "../support/k8s/fixtures.ts";
+import { type ControllerProcess, type DeployedController, deployedController, deleteKwokNodes, healthStatus, kubectl, kwokNodes, RESTRICTED, suiteId, workNamespace } from "../support/k8s/fixtures.ts";
 import { startHangProxy } from "../support/k8s/hang-proxy.ts";
 
 const probe = cluster();
-const GROUP = { group: "odop.io", version: "v1alpha1" } as const;
 /** The elector's defaults (src/store/leader-election.ts). */
 const LEASE_DURATION_MS = 15_000;
 const RETRY_PERIOD_MS = 2_000;
 
-type Execution = { metadata: { name: string }; status?: { phase?: string; reason?: string; attempts?: number } };
 
 /** When (pino's time, ms) a replica logged `msg`, or undefined. */
 function loggedAt(replica: ControllerProcess, msg: string): number | undefined {
@@ -37,7 +34,6 @@ if (!probe.ok) {
 } else {
   const { kubeConfig } = probe;
   const core = kubeConfig.makeApiClient(CoreV1Api);
-  const objects = kubeConfig.makeApiClient(CustomObjectsApi);
   const leases = kubeConfig.makeApiClient(CoordinationV1Api);
   const suite = suiteId("lead");
   const namespace = `${suite}-work`;
@@ -49,35 +45,10 @@ if (!probe.ok) {
     running.push(replica);
     return replica;
   };
-  const task = (name: string, image: string) =>
-    objects.createNamespacedCustomObject({
-      ...GROUP,
-      namespace,
-      plural: "optasks",
-      body: {
-        apiVersion: "odop.io/v1alpha1",
-        kind: "OpTask",
-        metadata: { name, namespace },
-        spec: { trigger: { manual: {} }, backend: "kubernetes", target: { nodeSelector: { [SUITE_LABEL]: suite } }, run: { image }, requirements: { cpu: { min: 1, max: 1 } } },
-      },
-    });
-  const execution = (name: string, taskName: string) =>
-    objects.createNamespacedCustomObject({
-      ...GROUP,
-      namespace,
-      plural: "opexecutions",
-      body: { apiVersion: "odop.io/v1alpha1", kind: "OpExecution", metadata: { name, namespace }, spec: { taskRef: { name: taskName }, executionId: randomUUID(), trigger: { reason: "Manual" } } },
-    });
-  const get = async (name: string) => (await objects.getNamespacedCustomObject({ ...GROUP, namespace, plural: "opexecutions", name })) as Execution;
-  const phaseIs = (name: string, phases: string[], timeoutMs = 60_000) =>
-    eventually(
-      async () => {
-        const e = await get(name);
-        return phases.includes(e.status?.phase ?? "") ? e : undefined;
-      },
-      `${name} in ${phases.join("|")}`,
-      timeoutMs,
-    );
+  const work = workNamespace(kubeConfig, suite, namespace);
+  const task = (name: string, image: string) => work.createTask(name, { image });
+  const execution = work.createExecution;
+  const phaseIs = work.phaseIs;
   const lease = () => leases.readNamespacedLease({ namespace: deployed.namespace, name: "odop-controller" });
 
   /** Every pod created in the work namespace, by uid, as a watch sees them. */

@@ -94,6 +94,12 @@ describe("stageStates: a pod's status → each stage's state", () => {
       { configure: { state: "exited", exitCode: 0 }, run: { state: "exited", exitCode: 0 }, publish: { state: "exited", exitCode: 0 } },
     ],
     [
+      "run failed with the kubelet's log tail (FallbackToLogsOnError): the message carries it",
+      pod({ phase: "Failed", init: [terminated("configure", 0, "Completed"), terminated("run", 2, "Error", { message: "Traceback…\nValueError: bad input\n" })], main: [waiting("publish", "PodInitializing")] }),
+      {},
+      { run: { state: "exited", exitCode: 2, message: "run: Traceback…\nValueError: bad input" } },
+    ],
+    [
       "run failed: the pod fails, publish never starts",
       pod({ phase: "Failed", init: [terminated("configure", 0, "Completed"), terminated("run", 3, "Error")], main: [waiting("publish", "PodInitializing")] }),
       {},

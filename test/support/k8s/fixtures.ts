@@ -9,11 +9,12 @@
  * after the id, with the rules of deploy/rbac.yaml unchanged.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { CoreV1Api, type KubeConfig, type V1EnvVar, type V1Node } from "@kubernetes/client-node";
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1EnvVar, type V1Node } from "@kubernetes/client-node";
 import { parseAllDocuments, stringify } from "yaml";
 import { tools } from "../../deploy/tools.ts";
 import { eventually, ODOP_CLI } from "../engine.ts";
@@ -188,8 +189,12 @@ export type DeployedController = {
   kubeconfig: string;
   /** The agents' bearer token, in the Secret odop-agent-token the Deployment reads. */
   agentToken: string;
-  /** Starts one replica; `identity` is its pod name (the Lease holder). `server` replaces the API server's URL (a proxy). */
-  start(identity: string, env?: Record<string, string>, options?: { server?: string }): Promise<ControllerProcess>;
+  /**
+   * Starts one replica; `identity` is its pod name (the Lease holder). `server` replaces
+   * the API server's URL (a proxy); `prefix` runs the process through a command (e.g.
+   * one that moves it into a memory cgroup first).
+   */
+  start(identity: string, env?: Record<string, string>, options?: { server?: string; prefix?: readonly string[] }): Promise<ControllerProcess>;
   /** Stops every replica and deletes the namespace and cluster-scoped RBAC. */
   cleanup(): Promise<void>;
 };
@@ -213,7 +218,7 @@ export async function deployedController(cluster: { kubeConfig: KubeConfig; kube
   const kubeconfig = await serviceAccountKubeconfig(cluster.kubeConfig, cluster.server, cluster.caFile, namespace, rbac.serviceAccount, join(dir, "kubeconfig"));
   const replicas: ControllerProcess[] = [];
 
-  const start = async (identity: string, extra: Record<string, string> = {}, options: { server?: string } = {}): Promise<ControllerProcess> => {
+  const start = async (identity: string, extra: Record<string, string> = {}, options: { server?: string; prefix?: readonly string[] } = {}): Promise<ControllerProcess> => {
     const [httpPort, ingestPort] = await freePorts(2);
     if (httpPort === undefined || ingestPort === undefined) throw new Error("no free ports");
     const state = join(dir, identity);
@@ -240,8 +245,9 @@ export async function deployedController(cluster: { kubeConfig: KubeConfig; kube
       config = join(state, "kubeconfig");
       writeFileSync(config, readFileSync(kubeconfig, "utf8").replace(cluster.server, options.server), { mode: 0o600 });
     }
-    const child = spawn(process.execPath, [ODOP_CLI, "controller"], {
-      env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "", KUBECONFIG: config, ODOP_LOG_LEVEL: "debug", ...env },
+    const [command, ...args] = [...(options.prefix ?? []), process.execPath, ODOP_CLI, "controller"];
+    const child = spawn(command ?? process.execPath, args, {
+      env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "", KUBECONFIG: config, ODOP_LOG_LEVEL: process.env["ODOP_TEST_CONTROLLER_LOG_LEVEL"] ?? "info", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let output = "";
@@ -298,4 +304,53 @@ export async function healthStatus(port: number, path: "/healthz" | "/readyz" | 
   } catch {
     return undefined;
   }
+}
+
+/** What the cluster lanes read of an OpExecution. */
+export type ExecutionView = {
+  metadata: { name: string; uid: string };
+  status?: { phase?: string; reason?: string; message?: string; node?: string; attempts?: number; conditions?: { type: string; status: string; reason: string; message: string }[] };
+};
+
+/**
+ * Manual OpTasks and their OpExecutions in one namespace of a suite, as a person makes
+ * them with kubectl: tasks run as pods (backend kubernetes) on the suite's kwok nodes,
+ * one core by default.
+ */
+export function workNamespace(kubeConfig: KubeConfig, suite: string, namespace: string) {
+  const objects = kubeConfig.makeApiClient(CustomObjectsApi);
+  const group = { group: "odop.io", version: "v1alpha1", namespace } as const;
+  const execution = async (name: string) => (await objects.getNamespacedCustomObject({ ...group, plural: "opexecutions", name })) as ExecutionView;
+  return {
+    /** A manual task whose run is `run` (e.g. { image }), with `spec` over the defaults. */
+    createTask: (name: string, run: Record<string, unknown>, spec: Record<string, unknown> = {}) =>
+      objects.createNamespacedCustomObject({
+        ...group,
+        plural: "optasks",
+        body: {
+          apiVersion: "odop.io/v1alpha1",
+          kind: "OpTask",
+          metadata: { name, namespace },
+          spec: { trigger: { manual: {} }, backend: "kubernetes", target: { nodeSelector: { [SUITE_LABEL]: suite } }, run, requirements: { cpu: { min: 1, max: 1 }, memory: { min: "64Mi", max: "64Mi" } }, ...spec },
+        },
+      }),
+    /** An OpExecution of `task`, as a person creates one. */
+    createExecution: (name: string, task: string) =>
+      objects.createNamespacedCustomObject({
+        ...group,
+        plural: "opexecutions",
+        body: { apiVersion: "odop.io/v1alpha1", kind: "OpExecution", metadata: { name, namespace }, spec: { taskRef: { name: task }, executionId: randomUUID(), trigger: { reason: "Manual" } } },
+      }),
+    execution,
+    /** Waits until execution `name` is in one of `phases`; `context` adds to the timeout's message (a controller's log). */
+    phaseIs: (name: string, phases: string[], timeoutMs = 60_000, context: () => string = () => "") =>
+      eventually(
+        async () => {
+          const e = await execution(name);
+          return phases.includes(e.status?.phase ?? "") ? e : undefined;
+        },
+        `${name} in ${phases.join("|")}${context()}`,
+        timeoutMs,
+      ),
+  };
 }
