@@ -86,6 +86,8 @@ export class Engine {
   #stopped = false;
   #unwatchFiles: Unsubscribe | undefined;
   #roundSoon: TimerHandle | undefined;
+  /** When the last scheduler round ended, and how long it took. */
+  #lastRound = { at: 0, ms: 0 };
   #lastTickAt: number | undefined;
 
   constructor(options: EngineOptions) {
@@ -303,7 +305,8 @@ export class Engine {
       const opNodes = this.#o.nodes.opNodes?.(rfc3339(this.#o.clock.now()));
       if (opNodes !== undefined) void this.#opNodes.write(this.#withRunning(opNodes));
       this.usage.sample();
-      this.#round();
+      // A round asked for by a change may have run a moment ago: one a sample interval is enough.
+      if (this.#o.clock.now() - this.#lastRound.at >= (this.#o.sampleIntervalMs ?? 1000) / 2) this.#round();
       // File triggers are looked at every interval: fs.watch is only a hint.
       for (const t of this.#tasks.values()) {
         if (t.spec.trigger.fileIn !== undefined || t.spec.trigger.fileUpdated !== undefined) this.#queue.add(TASK + keyOf(t));
@@ -316,10 +319,15 @@ export class Engine {
     }
   }
 
-  /** A scheduler round soon (coalescing bursts of changes), on the newest samples. */
+  /**
+   * A scheduler round soon (coalescing bursts of changes), on the newest samples. A round
+   * looks at every execution and node: rounds asked for in a burst are spaced by at least
+   * twice the last round's duration, so that they take at most a third of the process.
+   */
   #requestRound(): void {
     if (this.#roundSoon !== undefined || this.#stopped) return;
-    this.#roundSoon = this.#o.clock.after(ROUND_DELAY_MS, () => {
+    const spacing = Math.max(ROUND_DELAY_MS, this.#lastRound.at + 2 * this.#lastRound.ms - this.#o.clock.now());
+    this.#roundSoon = this.#o.clock.after(spacing, () => {
       this.#roundSoon = undefined;
       if (this.#stopped) return;
       try {
@@ -332,6 +340,15 @@ export class Engine {
 
   /** One scheduler round over what the caches hold now. */
   #round(): void {
+    const started = performance.now();
+    try {
+      this.#roundOnce();
+    } finally {
+      this.#lastRound = { at: this.#o.clock.now(), ms: performance.now() - started };
+    }
+  }
+
+  #roundOnce(): void {
     const now = this.#o.clock.now();
     const nodes = this.#o.nodes.views(now);
     if (nodes.length === 0) return; // nothing sampled yet
@@ -340,10 +357,11 @@ export class Engine {
     const concurrency = new Map<string, number>();
     for (const t of this.#tasks.values()) concurrency.set(keyOf(t), t.spec.policy.concurrency);
     for (const [key, e] of this.#executions) {
+      const phase = e.status?.phase ?? "Pending";
+      if (phase !== "Pending" && !ACTIVE_PHASES.has(phase)) continue; // ended: nothing to place or hold
       const task = this.#tasks.get(`${e.metadata.namespace ?? "default"}/${e.spec.taskRef.name}`);
       if (task === undefined) continue;
-      const phase = e.status?.phase ?? "Pending";
-      const taskKey = keyOf(task);
+      const { key: taskKey, cores, memoryBytes, selector } = placementOf(task);
       if (ACTIVE_PHASES.has(phase) && e.status?.node !== undefined) {
         active.push({
           key,
@@ -354,7 +372,7 @@ export class Engine {
           onContention: task.spec.policy.onContention,
           pausedByScheduler: phase === "Paused" && e.status.reason === "CoresReclaimed",
           pausedByUser: phase === "Paused" && e.status.reason !== "CoresReclaimed",
-          memoryBytes: memoryOf(task),
+          memoryBytes,
         });
       } else if (phase === "Pending" && e.spec.action === "Run" && !this.#decisions.has(key)) {
         const notBefore = Date.parse(e.status?.nextAttemptAt ?? "");
@@ -364,9 +382,9 @@ export class Engine {
           task: taskKey,
           priority: e.spec.options?.priority ?? task.spec.policy.priority,
           createdAt: Date.parse(e.metadata.creationTimestamp ?? "") || now,
-          cores: coresOf(task),
-          memoryBytes: memoryOf(task),
-          ...selectorOf(task),
+          cores,
+          memoryBytes,
+          ...selector,
         });
       }
     }
@@ -374,7 +392,7 @@ export class Engine {
       const e = this.#executions.get(d.key);
       const task = e === undefined ? undefined : this.#tasks.get(`${e.metadata.namespace ?? "default"}/${e.spec.taskRef.name}`);
       if (task === undefined) continue;
-      active.push({ key: d.key, task: keyOf(task), node: d.node, cores: d.cores, priority: task.spec.policy.priority, onContention: task.spec.policy.onContention, pausedByScheduler: false, pausedByUser: false, memoryBytes: memoryOf(task) });
+      active.push({ key: d.key, task: keyOf(task), node: d.node, cores: d.cores, priority: task.spec.policy.priority, onContention: task.spec.policy.onContention, pausedByScheduler: false, pausedByUser: false, memoryBytes: placementOf(task).memoryBytes });
     }
     for (const decision of schedule({ nodes, active, pending, concurrency })) {
       this.#decisions.put(decision);
@@ -448,10 +466,26 @@ export function coresOf(task: OpTask): { min: number; max: number } {
   return { min, max: Math.max(min, max) };
 }
 
-/** Where an execution of the task may go: next to its target Slurm job, when it names one. */
-function selectorOf(task: OpTask): { nodeSelector?: Record<string, string> } {
-  const selector = slurmJobSelector(task);
-  return selector === undefined ? {} : { nodeSelector: selector };
+/**
+ * Where an execution of the task may go: the nodes target.nodeSelector names (where the
+ * main application runs), and next to its target Slurm job when it names one.
+ */
+export function selectorOf(task: OpTask): { nodeSelector?: Record<string, string> } {
+  const selector = { ...task.spec.target?.nodeSelector, ...slurmJobSelector(task) };
+  return Object.keys(selector).length === 0 ? {} : { nodeSelector: selector };
+}
+
+type Placement = { key: string; cores: { min: number; max: number }; memoryBytes: number; selector: { nodeSelector?: Record<string, string> } };
+/** What a round needs of a task, computed once per version of it (a round looks at every execution). */
+const placements = new WeakMap<OpTask, Placement>();
+
+function placementOf(task: OpTask): Placement {
+  let p = placements.get(task);
+  if (p === undefined) {
+    p = { key: keyOf(task), cores: coresOf(task), memoryBytes: memoryOf(task), selector: selectorOf(task) };
+    placements.set(task, p);
+  }
+  return p;
 }
 
 /** Memory to reserve: requirements.memory.min, else the learned peak, else nothing. */

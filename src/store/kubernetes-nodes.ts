@@ -21,14 +21,19 @@ const MANAGED_BY = "app.kubernetes.io/managed-by";
 
 export type NodeViewOptions = { memoryMarginBytes: number };
 
-/** Pure: nodes and pods as the API server reports them → the scheduler's views. */
-export function nodeViewsFrom(nodes: readonly V1Node[], pods: readonly V1Pod[], options: NodeViewOptions): NodeView[] {
-  const requested = new Map<string, { milliCpu: bigint; memory: bigint }>();
-  for (const pod of pods) {
-    const node = pod.spec?.nodeName;
-    if (node === undefined || pod.metadata?.labels?.[MANAGED_BY] === "odop") continue;
-    if (pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed") continue;
-    const r = requested.get(node) ?? { milliCpu: 0n, memory: 0n };
+type Requests = { node: string; milliCpu: bigint; memory: bigint };
+/** A pod's effective request, parsed once per version of the object (a view is taken every scheduler round). */
+const requestsMemo = new WeakMap<V1Pod, Requests | null>();
+/** A node's allocatable cores and memory, parsed once per version of the object. */
+const allocatableMemo = new WeakMap<V1Node, { cores: number; memory: bigint }>();
+
+/** What a pod that holds resources requests on its node; null for odop's own pods and finished ones. */
+function requestsOf(pod: V1Pod): Requests | null {
+  const memo = requestsMemo.get(pod);
+  if (memo !== undefined) return memo;
+  const node = pod.spec?.nodeName;
+  let out: Requests | null = null;
+  if (node !== undefined && pod.metadata?.labels?.[MANAGED_BY] !== "odop" && pod.status?.phase !== "Succeeded" && pod.status?.phase !== "Failed") {
     const add = (containers: readonly { resources?: { requests?: Record<string, string> } }[] | undefined, max: boolean) => {
       let cpu = 0n;
       let memory = 0n;
@@ -46,28 +51,51 @@ export function nodeViewsFrom(nodes: readonly V1Node[], pods: readonly V1Pod[], 
     // A pod's effective request: the larger of its containers' sum and its largest init container.
     const main = add(pod.spec?.containers, false);
     const init = add(pod.spec?.initContainers, true);
-    r.milliCpu += main.cpu > init.cpu ? main.cpu : init.cpu;
-    r.memory += main.memory > init.memory ? main.memory : init.memory;
-    requested.set(node, r);
+    out = { node, milliCpu: main.cpu > init.cpu ? main.cpu : init.cpu, memory: main.memory > init.memory ? main.memory : init.memory };
   }
-  return nodes.map((node) => {
-    const name = node.metadata?.name ?? "";
+  requestsMemo.set(pod, out);
+  return out;
+}
+
+function allocatableOf(node: V1Node): { cores: number; memory: bigint } {
+  let memo = allocatableMemo.get(node);
+  if (memo === undefined) {
     const allocatable = node.status?.allocatable ?? {};
     const cpuQ = parseQuantity(allocatable["cpu"] ?? "0");
     const memQ = parseQuantity(allocatable["memory"] ?? "0");
-    const cores = cpuQ === undefined ? 0 : Number(toMilli(cpuQ) / 1000n);
+    memo = { cores: cpuQ === undefined ? 0 : Number(toMilli(cpuQ) / 1000n), memory: memQ === undefined ? 0n : toUnits(memQ) };
+    allocatableMemo.set(node, memo);
+  }
+  return memo;
+}
+
+/** Pure: nodes and pods as the API server reports them → the scheduler's views. */
+export function nodeViewsFrom(nodes: Iterable<V1Node>, pods: Iterable<V1Pod>, options: NodeViewOptions): NodeView[] {
+  const requested = new Map<string, { milliCpu: bigint; memory: bigint }>();
+  for (const pod of pods) {
+    const r = requestsOf(pod);
+    if (r === null) continue;
+    const sum = requested.get(r.node) ?? { milliCpu: 0n, memory: 0n };
+    sum.milliCpu += r.milliCpu;
+    sum.memory += r.memory;
+    requested.set(r.node, sum);
+  }
+  const views: NodeView[] = [];
+  for (const node of nodes) {
+    const name = node.metadata?.name ?? "";
+    const { cores, memory } = allocatableOf(node);
     const r = requested.get(name) ?? { milliCpu: 0n, memory: 0n };
     const used = Math.min(cores, Number((r.milliCpu + 999n) / 1000n));
     const ready = node.status?.conditions?.find((c) => c.type === "Ready")?.status === "True";
-    const memoryFree = (memQ === undefined ? 0n : toUnits(memQ)) - r.memory;
-    return {
+    views.push({
       name,
       labels: node.metadata?.labels ?? {},
       cores: Array.from({ length: cores }, (_, id) => ({ id, mainUsage: id < used ? 1 : 0, harvestable: id >= used })),
-      memoryAvailableBytes: Math.max(0, Number(memoryFree) - options.memoryMarginBytes),
+      memoryAvailableBytes: Math.max(0, Number(memory - r.memory) - options.memoryMarginBytes),
       stale: !ready || node.spec?.unschedulable === true,
-    };
-  });
+    });
+  }
+  return views;
 }
 
 /** Pods that still hold their requests; finished ones leave the informer's cache (a watch with this selector says DELETED when a pod stops matching). */
@@ -139,7 +167,7 @@ export class KubernetesNodeSource {
   }
 
   views(_now: number): NodeView[] {
-    return nodeViewsFrom([...(this.#nodes?.values() ?? [])], [...(this.#pods?.values() ?? [])], this.#options);
+    return nodeViewsFrom(this.#nodes?.values() ?? [], this.#pods?.values() ?? [], this.#options);
   }
 
   latest(): NodeSample | undefined {

@@ -13,7 +13,7 @@ import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type V1Po
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cluster, unavailable } from "../support/cluster.ts";
 import { eventually, ODOP_CLI } from "../support/engine.ts";
-import { type ControllerProcess, type DeployedController, type ExecutionView, deployedController, deleteKwokNodes, healthStatus, kubectl, kwokNodes, RESTRICTED, suiteId, TEST_ODOP_IMAGE, workNamespace } from "../support/k8s/fixtures.ts";
+import { type ControllerProcess, type DeployedController, type ExecutionView, deployedController, deleteKwokNodes, healthStatus, kubectl, kwokNodes, RESTRICTED, SUITE_LABEL, suiteId, TEST_ODOP_IMAGE, workNamespace } from "../support/k8s/fixtures.ts";
 
 const probe = cluster();
 const GROUP = { group: "odop.io", version: "v1alpha1" } as const;
@@ -77,6 +77,14 @@ if (!probe.ok) {
       expect(pod.spec?.automountServiceAccountToken).toBe(false);
       // The succeeded attempt's pod is deleted (cleanup policy delete-on-success).
       await eventually(async () => ((await podsOf("hello-1")).length === 0 ? true : undefined), "hello-1's pod deleted");
+    });
+
+    it("places by target.nodeSelector: only on the node that carries the label", { timeout: 90_000 }, async () => {
+      const simNode = nodes[1] ?? "";
+      await core.patchNode({ name: simNode, body: { metadata: { labels: { "odop.test/role": "simulation" } } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
+      await createTask("near", { image: "odop.test/run:exit-0" }, { target: { nodeSelector: { [SUITE_LABEL]: suite, "odop.test/role": "simulation" } } });
+      for (const i of [1, 2, 3]) await createExecution(`near-${i}`, "near");
+      for (const i of [1, 2, 3]) expect((await phaseIs(`near-${i}`, ["Succeeded", "Failed"])).status?.node).toBe(simNode);
     });
 
     it("fails an execution whose run exits 3, with RunFailed and the exit code", { timeout: 90_000 }, async () => {
